@@ -1,0 +1,68 @@
+"""Named errors of the harness: each says what went wrong and how to fix it.
+
+The CLI prints ``ErrorName: message`` on one line (no traceback unless ``--debug``).
+"""
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """Base of every error the harness reports to a user."""
+
+    def __str__(self) -> str:
+        return super().__str__()
+
+
+class TaskSpecError(BenchError):
+    """A task spec cannot be read or is not a frozen task."""
+
+
+class SpecDriftError(TaskSpecError):
+    """A task spec's fingerprint differs from the frozen one."""
+
+
+class DataError(BenchError):
+    """A data store is missing, in the wrong schema or on the wrong grid."""
+
+
+class SubmissionError(BenchError):
+    """A submission directory or its ``submission.yaml`` is invalid."""
+
+
+class OutputShapeError(SubmissionError):
+    """A model returned an array of the wrong shape."""
+
+
+class OutputDtypeError(SubmissionError):
+    """A model returned an array of a non-floating dtype."""
+
+
+class NonFiniteOutputError(SubmissionError):
+    """A model returned NaN or infinite values."""
+
+
+class OutputUnitsError(SubmissionError):
+    """A forecast lies outside the physical range of its variable (wrong units?)."""
+
+
+class SubmissionCrashedError(SubmissionError):
+    """A code submission raised an exception or its process died."""
+
+
+class SubmissionTimeoutError(SubmissionError):
+    """A code submission ran past its time limit."""
+
+
+class SubmissionMemoryError(SubmissionError):
+    """A code submission used more memory than its limit."""
+
+
+class TargetAccessError(SubmissionError):
+    """A code submission tried to read the evaluation data (the test targets)."""
+
+
+class PredictionsFileError(SubmissionError):
+    """A predictions file is not in the WeatherBench2 forecast layout the task needs."""
+
+
+class ResultsError(BenchError):
+    """A results file is malformed or of an unknown schema version."""

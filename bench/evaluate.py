@@ -1,0 +1,179 @@
+"""The evaluation engine: feed a submission test inputs batch by batch, check what comes back,
+score it against targets the submission never sees, and write one results file per task."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from bench.dataset import PreparedData, climatology_for, valid_times
+from bench.errors import PredictionsFileError, SubmissionError
+from bench.forecasts import ForecastWriter, PredictionsFile
+from bench.output_checks import check_forecast
+from bench.provenance import provenance
+from bench.results import Results, write_results
+from bench.sandbox import SandboxedForecaster, SandboxLimits
+from bench.scoring import ScoreAccumulator
+from bench.submission import Submission, SubmissionContext, load_submission, make_batch
+from bench.task import TaskSpec, load_task
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    """How to run an evaluation: data directory, batch size, limits, split."""
+
+    data_dir: Path
+    batch_size: int = 64
+    limits: SandboxLimits = SandboxLimits()
+    split: str = "test"
+    progress: bool = True
+
+
+def _batches(init_times: pd.DatetimeIndex, size: int) -> Iterator[pd.DatetimeIndex]:
+    for start in range(0, len(init_times), size):
+        yield init_times[start : start + size]
+
+
+def blocked_paths(data: PreparedData) -> list[Path]:
+    """Everything holding targets: the prepared directory and, if local, its source store."""
+    paths = [data.root]
+    source = Path(data.manifest.source)
+    if "://" not in data.manifest.source and source.exists():
+        paths.append(source)
+    return paths
+
+
+@contextmanager
+def open_code_submission(submission: Submission, task: TaskSpec, data: PreparedData, limits: SandboxLimits):
+    """A running, isolated code submission for ``task``."""
+    context = SubmissionContext(task=task, stats=data.stats, submission_dir=submission.root, climatology_path=data.climatology_path)
+    forecaster = SandboxedForecaster(submission, context, blocked_paths(data), limits)
+    try:
+        yield forecaster
+    finally:
+        forecaster.close()
+
+
+class ForecastStream:
+    """Forecasts of a submission for a list of init times, from its code or its predictions file."""
+
+    def __init__(self, submission: Submission, task: TaskSpec, data: PreparedData, settings: EvaluationSettings):
+        self.submission, self.task, self.data, self.settings = submission, task, data, settings
+        self.ensemble = submission.manifest.track == "probabilistic"
+        self.parameters = submission.manifest.parameters
+        self.hardware: dict = {}
+
+    def _check_predictions_file(self, predictions: PredictionsFile, init_times: pd.DatetimeIndex) -> None:
+        name = self.submission.name
+        missing = init_times.difference(predictions.init_index)
+        if len(missing):
+            raise PredictionsFileError(
+                f"{name}: predictions lack {len(missing)} of {len(init_times)} {self.settings.split} init times "
+                f"(first missing {missing[0]}); forecast every init time ({init_times[0]} .. {init_times[-1]}, 6-hourly)"
+            )
+        if predictions.init_index.has_duplicates:
+            raise PredictionsFileError(f"{name}: predictions repeat init times; keep one forecast per init time")
+        absent = [h for h, p in zip(self.task.lead_hours, predictions.lead_positions) if p < 0]
+        if absent:
+            raise PredictionsFileError(f"{name}: predictions lack lead times {absent} h; the task needs {self.task.lead_hours} h")
+        if predictions.ensemble != self.ensemble:
+            raise PredictionsFileError(
+                f"{name}: track {self.submission.manifest.track!r} "
+                + ("needs an ensemble dimension 'number'" if self.ensemble else "must not have an ensemble dimension; use track: probabilistic")
+            )
+        lat = predictions.dataset["latitude"].values
+        lon = predictions.dataset["longitude"].values
+        if lat.shape != self.task.grid.latitude.values.shape or not np.allclose(lat, self.task.grid.latitude.values, atol=1e-3) \
+                or lon.shape != self.task.grid.longitude.values.shape or not np.allclose(lon, self.task.grid.longitude.values, atol=1e-3):
+            raise PredictionsFileError(
+                f"{name}: predictions are on a {len(lat)}x{len(lon)} grid, not the task's {self.task.grid.name} "
+                "(latitude -87.1875..87.1875, longitude 0..354.375, step 5.625)"
+            )
+
+    def __call__(self, init_times: pd.DatetimeIndex) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
+        manifest = self.submission.manifest
+        if manifest.track == "codec":
+            raise SubmissionError(f"{self.submission.name}: codec-track submissions are scored by the codec harness, not by bench evaluate")
+        if self.task.name not in manifest.tasks:
+            raise SubmissionError(f"{self.submission.name} does not declare task {self.task.name!r} (its tasks: {list(manifest.tasks)})")
+        source = f"{self.submission.name} ({self.task.name})"
+        bar = tqdm(total=len(init_times), desc=f"{self.submission.name}", unit="init", disable=not self.settings.progress)
+        if manifest.kind == "predictions":
+            path = Path(manifest.predictions[self.task.name])
+            path = path if path.is_absolute() or "://" in str(path) else self.submission.root / path
+            predictions = PredictionsFile(path, self.task)
+            self._check_predictions_file(predictions, init_times)
+            for batch in _batches(init_times, self.settings.batch_size):
+                yield batch, check_forecast(predictions.forecast(batch), self.task, len(batch), self.ensemble, source)
+                bar.update(len(batch))
+        else:
+            with open_code_submission(self.submission, self.task, self.data, self.settings.limits) as model:
+                self.parameters = model.parameters if model.parameters is not None else manifest.parameters
+                self.hardware = model.hardware
+                for batch in _batches(init_times, self.settings.batch_size):
+                    inputs = self.data.inputs(batch)
+                    output = model.predict(inputs, make_batch(self.task, batch))
+                    yield batch, check_forecast(output, self.task, len(batch), self.ensemble, source)
+                    bar.update(len(batch))
+        bar.close()
+
+
+def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) -> Results:
+    """Score a submission on one task; nothing is written."""
+    started = time.perf_counter()
+    data = PreparedData(settings.data_dir, task)
+    init_times = data.init_times(settings.split)
+    if len(init_times) == 0:
+        raise SubmissionError(f"the data in {settings.data_dir} has no complete {settings.split} windows")
+    stream = ForecastStream(submission, task, data, settings)
+    accumulator = ScoreAccumulator(task, data.stats, stream.ensemble)
+    for batch, forecast in stream(init_times):
+        truth = data.targets(batch)
+        clim = climatology_for(data.climatology, task, valid_times(task, batch))
+        accumulator.add(batch.values, forecast, truth, clim)
+    card = submission.manifest.model_card()
+    card["parameters"] = stream.parameters
+    return Results(
+        submission=card,
+        task={"name": task.name, "fingerprint": task.fingerprint, "lead_hours": task.lead_hours,
+              "channels": [{"key": c.key, "units": c.units} for c in task.channels]},
+        data={"fingerprint": data.fingerprint, "source": data.manifest.source, "title": data.manifest.source_title,
+              "split": settings.split, "n_init_times": len(init_times),
+              "first_init_time": str(init_times[0]), "last_init_time": str(init_times[-1])},
+        metrics=accumulator.metric_table(),
+        error_maps=accumulator.error_maps(),
+        provenance=provenance(time.perf_counter() - started, stream.hardware),
+    )
+
+
+def evaluate(submission_dir: Path | str, task_name: str, settings: EvaluationSettings, out_dir: Path) -> tuple[Results, Path]:
+    """Score and write the results file (only after every check passed)."""
+    submission = load_submission(submission_dir)
+    results = score(submission, load_task(task_name), settings)
+    return results, write_results(results, out_dir)
+
+
+def predict(submission_dir: Path | str, task_name: str, settings: EvaluationSettings, out: Path) -> Path:
+    """Run a code submission over every init time of the split and write a WB2-layout forecast zarr."""
+    submission = load_submission(submission_dir)
+    if submission.manifest.kind != "code":
+        raise SubmissionError(f"{submission.name} is a predictions submission; bench predict runs code submissions")
+    task = load_task(task_name)
+    data = PreparedData(settings.data_dir, task)
+    init_times = data.init_times(settings.split)
+    stream = ForecastStream(submission, task, data, settings)
+    writer = ForecastWriter(Path(out), task)
+    try:
+        for batch, forecast in stream(init_times):
+            writer.append(batch, forecast.astype(np.float32))
+        return writer.commit({"submission": submission.name, "task": task.name, "task_fingerprint": task.fingerprint,
+                              "data_fingerprint": data.fingerprint, "split": settings.split})
+    except BaseException:
+        writer.abort()
+        raise

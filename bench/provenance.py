@@ -1,0 +1,57 @@
+"""Where a result came from: harness commit, hardware, time."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+import bench
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_state(root: Path = PROJECT_ROOT) -> tuple[str | None, bool]:
+    """(commit, dirty) of the checkout holding the harness, or (None, False) outside git."""
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None, False
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    """The machine the evaluation ran on."""
+    return {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def provenance(wall_time_s: float, extra_hardware: dict | None = None) -> dict:
+    commit, dirty = git_state()
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "harness_version": bench.__version__,
+        "hardware": {**hardware(), **(extra_hardware or {})},
+        "wall_time_s": round(wall_time_s, 2),
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
