@@ -30,7 +30,7 @@ def compute_climatology(
     for start in range(0, len(times), chunk_steps):
         block = np.asarray(field.isel(time=slice(start, start + chunk_steps)).values, dtype=np.float64)
         t = times[start : start + chunk_steps]
-        doy = t.dayofyear.values - 1
+        doy = t.day_of_year.values - 1
         slot = t.hour.values // time_step_hours
         np.add.at(sums, (doy, slot), block)
         np.add.at(counts, (doy, slot), 1.0)
@@ -49,5 +49,5 @@ def compute_climatology(
 def climatology_at(clim: np.ndarray, times: pd.DatetimeIndex | np.ndarray, time_step_hours: int) -> np.ndarray:
     """Look up climatology values (dayofyear, hour, ...) at ``times``; output has times first."""
     t = pd.DatetimeIndex(np.asarray(times).ravel())
-    values = clim[t.dayofyear.values - 1, t.hour.values // time_step_hours]
+    values = clim[t.day_of_year.values - 1, t.hour.values // time_step_hours]
     return values.reshape(np.shape(times) + clim.shape[2:])

@@ -74,6 +74,11 @@ class PredictionsFile:
     def __init__(self, path: str | Path, task: TaskSpec):
         self.source = str(path)
         self.task = task
+        if "://" not in self.source and not Path(path).exists():
+            raise PredictionsFileError(
+                f"predictions file {path} does not exist; write it (bench predict CODE_DIR --task {task.name} "
+                f"--out {path}) or fix the path under predictions: in submission.yaml"
+            )
         try:
             raw = open_store(path)
         except Exception as exc:

@@ -4,7 +4,7 @@ Every metric is a small dataclass: ``compute_chunk`` reduces the spatial dims of
 forecasts to one value per remaining coordinate (init time, lead, channel); ``aggregate``
 averages those over init times once, outside, and applies the final transform (the square
 root for RMSE: WB2's RMSE is the square root of the time-mean of the weighted MSE).
-Formulas are written down once, in docs/metrics.md.
+Formulas are written down once, in the README's "Metrics" section.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 to the evaluation data.
 
 The child (bench.sandbox_worker, a fresh interpreter) gets inputs through a socket and never the targets. An audit hook (PEP 578) refuses
-any file open or directory listing under the data store, and the harness reports that as a
-TargetAccessError even if the model swallows the exception. An audit hook stops Python-level
+any file open, directory listing or command line naming the data store, and the harness reports
+that as a TargetAccessError even if the model swallows the exception. An audit hook stops Python-level
 access only; code in a C extension could bypass it, so the leaderboard still reviews code.
 """
 from __future__ import annotations
@@ -117,10 +117,10 @@ class SandboxedForecaster:
                 )
             if self._process.poll() is not None and not self._conn.poll(0):
                 code = self._process.returncode
-                raise SubmissionCrashedError(
-                    f"{name}: the model process died while {doing} (exit code {code}"
-                    + (f", signal {-code}" if code is not None and code < 0 else "") + ")"
-                )
+                signal_note = f", signal {-code}" if code is not None and code < 0 else ""
+                if code == -9:
+                    signal_note += ": killed from outside, often by the system running out of memory"
+                raise SubmissionCrashedError(f"{name}: the model process died while {doing} (exit code {code}{signal_note})")
         try:
             message = self._conn.recv()
         except EOFError as exc:
@@ -136,6 +136,10 @@ class SandboxedForecaster:
         if status == "error":
             _, kind, text, trace = message
             self._kill()
+            if kind == "MemoryError":
+                raise SubmissionMemoryError(
+                    f"{name}: ran out of memory (MemoryError) while {doing}; use less memory (smaller batches inside predict)"
+                )
             error = SubmissionCrashedError(f"{name}: the model raised {kind} while {doing}: {text}")
             error.details = trace
             raise error

@@ -16,11 +16,35 @@ import numpy as np
 _violations: list[str] = []
 
 
+# Events that start another program, which the audit hook would not follow: refused when
+# their command line names the data (a heuristic: an obfuscated command still gets through).
+SPAWN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn")
+
+
+def _texts(args: tuple) -> list[str]:
+    """The string arguments of an audit event, one level of lists included."""
+    texts = []
+    for arg in args:
+        items = arg if isinstance(arg, (list, tuple)) else [arg]
+        texts += [os.fsdecode(a) for a in items if isinstance(a, (str, bytes, os.PathLike))]
+    return texts
+
+
 def install_guard(blocked_roots: list[str]) -> None:
-    """Refuse opens and listings under ``blocked_roots`` from now on in this process (PEP 578)."""
-    roots = [os.path.realpath(r) for r in blocked_roots]
+    """Refuse opens, listings and commands under ``blocked_roots`` from now on in this process (PEP 578)."""
+    roots = sorted({os.path.realpath(r) for r in blocked_roots} | {os.path.abspath(r) for r in blocked_roots})
+
+    def refuse(path: str) -> None:
+        _violations.append(path)
+        raise PermissionError(f"reading {path} is not allowed: the evaluation data is off limits")
 
     def guard(event: str, args: tuple) -> None:
+        if event in SPAWN_EVENTS:
+            for text in _texts(args):
+                root = next((r for r in roots if r in text), None)
+                if root is not None:
+                    refuse(root)
+            return
         if event not in ("open", "os.listdir", "os.scandir") or not args:
             return
         target = args[0]
@@ -28,8 +52,7 @@ def install_guard(blocked_roots: list[str]) -> None:
             return
         path = os.path.realpath(os.fsdecode(target))
         if any(path == root or path.startswith(root + os.sep) for root in roots):
-            _violations.append(path)
-            raise PermissionError(f"reading {path} is not allowed: the evaluation data is off limits")
+            refuse(path)
 
     sys.addaudithook(guard)
 

@@ -16,12 +16,7 @@ SHARED_SIM_STORE = Path(__file__).resolve().parents[1].parent / "shared" / "data
 def _open_gcs(url: str) -> xr.Dataset:
     """Read a public Google Cloud Storage zarr store without credentials."""
     try:
-        import gcsfs
-    except ImportError as exc:  # pragma: no cover - gcsfs is a core dependency
-        raise DataError("reading gs:// stores needs gcsfs: pip install gcsfs") from exc
-    fs = gcsfs.GCSFileSystem(token="anon")
-    try:
-        return xr.open_zarr(fs.get_mapper(url), consolidated=True)
+        return xr.open_zarr(url, storage_options={"token": "anon"}, consolidated=True)
     except Exception as exc:
         raise DataError(
             f"cannot open {url} ({type(exc).__name__}: {exc}); check the URL and your internet "

@@ -22,6 +22,7 @@ import yaml
 from bench.climatology import climatology_at
 from bench.errors import SubmissionError
 from bench.normalization import NormStats
+from bench.provenance import PROJECT_ROOT
 from bench.task import TaskSpec, task_names
 
 MANIFEST_FILE = "submission.yaml"
@@ -135,10 +136,38 @@ def read_manifest(root: Path) -> tuple[dict, list[str]]:
     return raw, _problems(raw)
 
 
-def load_submission(root: Path | str) -> Submission:
+def registered_names(folder: Path) -> dict[str, list[Path]]:
+    """Submission names declared one level under ``folder`` and the directories declaring each."""
+    names: dict[str, list[Path]] = {}
+    for path in sorted(Path(folder).glob(f"*/{MANIFEST_FILE}")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            names.setdefault(raw["name"], []).append(path.parent.resolve())
+    return names
+
+
+def name_problems(name: str, root: Path, project_root: Path = PROJECT_ROOT) -> list[str]:
+    """A name must not collide with a baseline's nor duplicate another submission's (results are keyed by name)."""
+    root = Path(root).resolve()
+    problems = []
+    for other in registered_names(Path(project_root) / "baselines").get(name, []):
+        if other != root:
+            problems.append(f"name {name!r} collides with the baseline in {other}; choose another name")
+    for other in registered_names(Path(project_root) / "submissions").get(name, []):
+        if other != root:
+            problems.append(f"name {name!r} duplicates the submission in {other}; choose a unique name")
+    return problems
+
+
+def load_submission(root: Path | str, project_root: Path = PROJECT_ROOT) -> Submission:
     """Read and check a submission directory; raise one SubmissionError listing every problem."""
     root = Path(root)
     raw, problems = read_manifest(root)
+    if isinstance(raw.get("name"), str):
+        problems += name_problems(raw["name"], root, project_root)
     if problems:
         raise SubmissionError(f"{root / MANIFEST_FILE}: " + "; ".join(problems))
     manifest = SubmissionManifest(
