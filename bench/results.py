@@ -78,6 +78,8 @@ def validate_results_json(raw: Any, source: str = "results") -> None:
         raise ResultsError(f"{source}: data.fingerprint is missing")
     n_leads = len(raw["task"]["lead_hours"])
     for channel, spaces in raw["metrics"].items():
+        if not isinstance(spaces, dict) or not all(isinstance(m, dict) for m in spaces.values()):
+            raise ResultsError(f"{source}: metrics.{channel} must map spaces to metric tables")
         for space, metrics in spaces.items():
             if space not in SPACES:
                 raise ResultsError(f"{source}: metrics.{channel} has unknown space {space!r}")

@@ -7,7 +7,7 @@ results named ``persistence`` and ``climatology`` on the same board.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bench.errors import ResultsError
@@ -36,15 +36,18 @@ class Entry:
     """One results file as the site shows it."""
 
     results: Results
-    source: Path
-    slug: str = ""
+    path: Path  # the results file
+    source: Path  # the same, relative to the results folder (as the site shows it)
+    slug: str = ""  # page name, unique within the board; set by group_boards
 
     @property
     def name(self) -> str:
+        """The submission's name as its author wrote it (untrusted text)."""
         return self.results.submission["name"]
 
     @property
     def track(self) -> str:
+        """deterministic, probabilistic or codec."""
         return self.results.submission["track"]
 
     @property
@@ -54,11 +57,17 @@ class Entry:
 
     @property
     def key(self) -> BoardKey:
+        """The board this entry belongs on."""
         return BoardKey(
             str(self.results.task["name"]),
             str(self.results.task["fingerprint"]),
             str(self.results.data["fingerprint"]),
         )
+
+    @property
+    def page_path(self) -> PurePosixPath:
+        """Where this entry's page lives in the site: one folder per task and board."""
+        return PurePosixPath("submissions", slugify(self.key.task_name, "task"), self.key.slug, f"{self.slug}.html")
 
     def metric_names(self, channel: str, space: str) -> list[str]:
         """Metrics this entry reports for a channel in a space."""
@@ -82,14 +91,17 @@ class Board:
 
     @property
     def task(self) -> dict[str, Any]:
+        """The task record, the same for every entry (same task fingerprint)."""
         return self.entries[0].results.task
 
     @property
     def data(self) -> dict[str, Any]:
+        """The data record, the same for every entry (same data fingerprint)."""
         return self.entries[0].results.data
 
     @property
     def lead_hours(self) -> list[float]:
+        """Lead times of the task's per-lead metrics, in hours."""
         return list(self.task["lead_hours"])
 
     @property
@@ -139,8 +151,9 @@ def check_displayable(results: Results, source: str) -> None:
     task = results.task
     if not isinstance(task["name"], str) or not task["name"]:
         raise ResultsError(f"{source}: task.name must be a non-empty string")
-    if not isinstance(task["lead_hours"], list) or not all(is_number(h) for h in task["lead_hours"]):
-        raise ResultsError(f"{source}: task.lead_hours must be a list of numbers")
+    lead_hours = task["lead_hours"]
+    if not isinstance(lead_hours, list) or not lead_hours or not all(is_number(h) for h in lead_hours):
+        raise ResultsError(f"{source}: task.lead_hours must be a non-empty list of numbers")
     channels = task["channels"]
     if not isinstance(channels, list) or not channels:
         raise ResultsError(f"{source}: task.channels must be a non-empty list")
@@ -160,7 +173,7 @@ def read_entry(path: Path, results_dir: Path) -> Entry:
     except (AttributeError, TypeError, ValueError) as exc:
         raise ResultsError(f"{path}: not in the results schema ({exc})") from exc
     check_displayable(results, str(path))
-    return Entry(results=results, source=path.relative_to(results_dir))
+    return Entry(results=results, path=path, source=path.relative_to(results_dir))
 
 
 def reason_without_path(error: ResultsError, path: Path) -> str:

@@ -45,6 +45,15 @@ def units_label(units: str) -> str:
     return re.sub(r"\*\*(-?\d+)", lambda match: match.group(1).translate(superscripts), units)
 
 
+def metric_units(metric: str, channel_units: str, space: str) -> str:
+    """Units of a metric's values: none for ACC, σ for normalized values, else the channel's units."""
+    if metric == "acc":
+        return ""
+    if space == "normalized":
+        return "σ units"
+    return units_label(channel_units)
+
+
 def lead_label(hours: float) -> str:
     """A lead time as a column heading: ``24 h``."""
     return f"{hours:g} h"
@@ -86,6 +95,11 @@ def format_parameters(count: object) -> str:
         if abs(count) >= scale:
             return f"{count / scale:.3g}{suffix}"
     return f"{count:g}"
+
+
+def format_count(count: object) -> str:
+    """A count with thousands separators: 1,464."""
+    return f"{count:,}" if is_number(count) else (DASH if count is None else str(count))
 
 
 def format_duration(seconds: object) -> str:

@@ -1,0 +1,180 @@
+"""Line charts of a metric against lead time, laid out in Python and drawn as inline SVG by a template."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+from bench.leaderboard.board import Board, Entry
+from bench.leaderboard.display import (
+    channel_label, column_decimals, format_number, is_number, lead_label, metric_label, metric_units,
+)
+from bench.results import SPACES
+
+MODEL_COLOURS = ("#3b6fb6", "#e07b39", "#3f9d6b", "#c8414b", "#8a63b8", "#b08a2e", "#2a9bb3", "#d45f9f", "#6b7a2c")
+REFERENCE_STYLES = {"persistence": ("#7d8590", "6 4"), "climatology": ("#4b5159", "2 3")}
+
+WIDTH, HEIGHT = 340, 210
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 52, 14, 12, 34
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesStyle:
+    """How one submission is drawn: colour and dash pattern ("" for a solid line)."""
+
+    colour: str
+    dash: str = ""
+
+
+@dataclasses.dataclass
+class Point:
+    """A drawn data point with the value it stands for (for its tooltip)."""
+
+    x: float
+    y: float
+    lead: str
+    text: str
+
+
+@dataclasses.dataclass
+class Series:
+    """One submission's line: polyline segments (broken at missing values) and its points."""
+
+    label: str
+    style: SeriesStyle
+    segments: list[str]
+    points: list[Point]
+
+
+@dataclasses.dataclass
+class Tick:
+    """An axis tick: its position in the plot's coordinates and its label."""
+
+    position: float
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LegendItem:
+    """A submission's swatch under a set of charts; guests are drawn muted."""
+
+    name: str
+    style: SeriesStyle
+    is_guest: bool = False
+
+
+@dataclasses.dataclass
+class LineChart:
+    """A metric against lead time for several submissions, in SVG user units."""
+
+    title: str
+    y_label: str
+    width: int
+    height: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    series: list[Series]
+
+
+def series_styles(names: list[str]) -> dict[str, SeriesStyle]:
+    """A stable style per submission: references grey and dashed, models from a colour-blind-safe cycle."""
+    styles: dict[str, SeriesStyle] = {}
+    models = 0
+    for name in names:
+        if name in REFERENCE_STYLES:
+            styles[name] = SeriesStyle(*REFERENCE_STYLES[name])
+        else:
+            styles[name] = SeriesStyle(MODEL_COLOURS[models % len(MODEL_COLOURS)])
+            models += 1
+    return styles
+
+
+def legend_items(entries: list[Entry], styles: dict[str, SeriesStyle], guests: set[str]) -> list[LegendItem]:
+    """The legend of charts drawn with ``styles``; entries named in ``guests`` are muted."""
+    return [LegendItem(entry.name, styles[entry.name], entry.name in guests) for entry in entries]
+
+
+def rmse_charts(board: Board, entries: list[Entry], styles: dict[str, SeriesStyle]) -> list[tuple[str, LineChart]]:
+    """An RMSE-against-lead chart per space and channel of ``board``, one line per entry that reports it."""
+    charts = []
+    for space in SPACES:
+        for channel in board.channels:
+            series = [(entry.name, entry.values(channel["key"], space, "rmse")) for entry in entries]
+            series = [(name, values) for name, values in series if values]
+            decimals = column_decimals([v for _, values in series for v in values])
+            y_label = f"{metric_label('rmse')} ({metric_units('rmse', channel['units'], space)})"
+            chart = line_chart(
+                channel_label(channel["key"]), y_label, board.lead_hours, series, styles,
+                lambda value, d=decimals: format_number(value, d),
+            )
+            charts.append((space, chart))
+    return charts
+
+
+def nice_step(span: float, target_ticks: int = 5) -> float:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about ``target_ticks`` ticks."""
+    raw = span / max(target_ticks, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def value_ticks(low: float, high: float) -> list[float]:
+    """Round tick values covering [low, high]; the axis starts at zero for non-negative data."""
+    low = min(low, 0.0)
+    if high <= low:
+        high = low + 1.0
+    step = nice_step(high - low)
+    first = math.floor(low / step) * step
+    count = int(math.ceil((high - first) / step - 1e-9)) + 1
+    return [round(first + i * step, 10) for i in range(count)]
+
+
+def tick_text(value: float, step: float) -> str:
+    """A tick label with as many decimals as the step needs."""
+    decimals = next(d for d in range(7) if abs(round(step * 10**d) - step * 10**d) < 1e-6 or d == 6)
+    return f"{value:.{decimals}f}"
+
+
+def line_chart(
+    title: str, y_label: str, lead_hours: list[float], series_values: list[tuple[str, list[float | None]]],
+    styles: dict[str, SeriesStyle], value_text: Callable[[float], str],
+) -> LineChart:
+    """Lay out a chart of each named series of per-lead values against lead time."""
+    plot_left, plot_right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
+    plot_top, plot_bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
+    present = [v for _, values in series_values for v in values if is_number(v)]
+    y_values = value_ticks(min(present, default=0.0), max(present, default=1.0))
+    y_low, y_high = y_values[0], y_values[-1]
+    x_low, x_high = min(lead_hours), max(lead_hours)
+    x_span = (x_high - x_low) or 1.0
+
+    def x_of(hours: float) -> float:
+        return round(plot_left + (hours - x_low) / x_span * (plot_right - plot_left), 2)
+
+    def y_of(value: float) -> float:
+        return round(plot_bottom - (value - y_low) / (y_high - y_low) * (plot_bottom - plot_top), 2)
+
+    series = []
+    for name, values in series_values:
+        points: list[Point] = []
+        segments: list[list[str]] = [[]]
+        for hours, value in zip(lead_hours, values):
+            if not is_number(value):
+                segments.append([])
+                continue
+            point = Point(x_of(hours), y_of(value), lead_label(hours), value_text(value))
+            points.append(point)
+            segments[-1].append(f"{point.x},{point.y}")
+        series.append(Series(name, styles[name], [" ".join(s) for s in segments if len(s) > 1], points))
+    step = y_values[1] - y_values[0]
+    return LineChart(
+        title=title, y_label=y_label, width=WIDTH, height=HEIGHT,
+        left=plot_left, right=plot_right, top=plot_top, bottom=plot_bottom,
+        x_ticks=[Tick(x_of(h), lead_label(h)) for h in lead_hours],
+        y_ticks=[Tick(y_of(v), tick_text(v, step)) for v in y_values],
+        series=series,
+    )

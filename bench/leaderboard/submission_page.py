@@ -1,0 +1,203 @@
+"""What a submission's page shows: its model card, every metric, RMSE charts, error maps and provenance."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import PurePosixPath
+from typing import Any
+
+from bench.leaderboard.board import REFERENCE_NAMES, Board, Entry
+from bench.leaderboard.charts import LegendItem, LineChart, legend_items, rmse_charts, series_styles
+from bench.leaderboard.display import (
+    DASH, column_decimals, format_count, format_duration, format_number, format_parameters, format_skill,
+    lead_label, safe_link, slugify, track_label,
+)
+from bench.leaderboard.tables import metric_views
+from bench.results import SPACES
+
+TRAINING_FIELDS = (("Data", "data"), ("Time", "time"), ("Hardware", "hardware"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """A card link: its label, and its address only when it is a safe http(s) address."""
+
+    label: str
+    text: str
+    href: str | None
+
+
+@dataclasses.dataclass
+class ModelCard:
+    """The model card from ``submission.yaml``, every field as display text."""
+
+    name: str
+    track: str
+    kind: str
+    authors: list[str]
+    description: str
+    license: str
+    links: list[Link]
+    parameters: str
+    training: list[tuple[str, str]]
+
+
+@dataclasses.dataclass
+class MetricRow:
+    """One metric's values per lead on a submission page."""
+
+    label: str
+    unit: str
+    texts: list[str]
+
+
+@dataclasses.dataclass
+class ChannelMetrics:
+    """A channel's metrics in one space: a row per metric, then the skills."""
+
+    channel: str
+    units: str
+    space: str
+    rows: list[MetricRow]
+
+
+@dataclasses.dataclass(frozen=True)
+class MapImage:
+    """An error map PNG as the page links it."""
+
+    channel: str
+    src: str
+    alt: str
+
+
+@dataclasses.dataclass
+class SubmissionPage:
+    """Everything the submission template needs."""
+
+    entry: Entry
+    board: Board
+    card: ModelCard
+    lead_labels: list[str]
+    metrics: list[ChannelMetrics]
+    charts: list[tuple[str, LineChart]]
+    legend: list[LegendItem]
+    maps: list[MapImage]
+    missing_maps: list[str]
+    provenance: list[tuple[str, list[tuple[str, str]]]]
+    results_json: str
+
+    @property
+    def overview_link(self) -> str:
+        """The overview with this entry's track and task tabs open."""
+        return f"index.html#{self.entry.track}/{slugify(self.board.key.task_name, 'task')}"
+
+
+def text(value: object) -> str:
+    """Any card field as text; missing or empty fields are a dash."""
+    if value is None or value == "" or value == []:
+        return DASH
+    return str(value)
+
+
+def text_list(value: object) -> list[str]:
+    """A list-valued card field (authors) as a list of strings, whatever the file holds."""
+    if isinstance(value, list):
+        return [str(item) for item in value if item not in (None, "")]
+    return [str(value)] if value not in (None, "") else []
+
+
+def model_card(submission: dict[str, Any]) -> ModelCard:
+    """The display model card of a ``submission`` record."""
+    links = [
+        Link(label, text(submission.get(key)), safe_link(submission.get(key)))
+        for label, key in (("Code", "code_url"), ("Paper", "paper_url"))
+    ]
+    training = submission.get("training")
+    training_rows = (
+        [(label, text(training.get(key))) for label, key in TRAINING_FIELDS]
+        if isinstance(training, dict) else []
+    )
+    return ModelCard(
+        name=submission["name"], track=track_label(submission["track"]), kind=text(submission.get("kind")),
+        authors=text_list(submission.get("authors")), description=text(submission.get("description")),
+        license=text(submission.get("license")), links=links,
+        parameters=format_parameters(submission.get("parameters")), training=training_rows,
+    )
+
+
+def channel_metrics(board: Board, entry: Entry, channel: dict[str, str], space: str) -> ChannelMetrics:
+    """A channel's table on the submission page: every reported metric, then RMSE skill per reference."""
+    rows = []
+    for view in metric_views(board, entry.track, channel["key"], space):
+        if view.is_skill:
+            values = board.skill(entry, channel["key"], space, view.skill_reference) or [None] * len(board.lead_hours)
+            rows.append(MetricRow(view.label, "%", [format_skill(v) for v in values]))
+            continue
+        values = entry.values(channel["key"], space, view.key)
+        if values is None:
+            continue
+        decimals = column_decimals(values)
+        texts = [format_number(v, decimals) for v in values]
+        rows.append(MetricRow(view.label, view.unit(channel["units"], space), texts))
+    return ChannelMetrics(channel["key"], channel["units"], space, rows)
+
+
+def compared_entries(board: Board, entry: Entry) -> list[Entry]:
+    """The entry, then the board's references it is compared with."""
+    references = [board.reference(name) for name in REFERENCE_NAMES if name != entry.name]
+    return [entry] + [reference for reference in references if reference is not None]
+
+
+def comparison_charts(board: Board, entry: Entry) -> tuple[list[tuple[str, LineChart]], list[LegendItem]]:
+    """Per channel and space, this entry's RMSE against lead time beside the references', and the legend."""
+    members = compared_entries(board, entry)
+    styles = series_styles([member.name for member in members])
+    guests = {member.name for member in members if member is not entry}
+    return rmse_charts(board, members, styles), legend_items(members, styles, guests)
+
+
+def map_file(entry: Entry, channel: str) -> PurePosixPath:
+    """Where an entry's error map for a channel lives, beside its page."""
+    return entry.page_path.with_suffix("") / f"{slugify(channel, 'channel')}.png"
+
+
+def provenance_sections(board: Board, entry: Entry) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Provenance as titled lists of (label, value): task, data, code and run."""
+    task, data, run = entry.results.task, entry.results.data, entry.results.provenance
+    frozen = " (released spec)" if board.is_frozen_spec else " (differs from the released spec)"
+    commit = text(run.get("git_commit")) + (" (uncommitted changes)" if run.get("git_dirty") else "")
+    hardware = run.get("hardware")
+    hardware_rows = (
+        [(f"Hardware · {key}", text(value)) for key, value in hardware.items()]
+        if isinstance(hardware, dict) else [("Hardware", text(hardware))]
+    )
+    return [
+        ("Task", [("Name", text(task.get("name"))), ("Task fingerprint", text(task.get("fingerprint")) + frozen),
+                  ("Lead times", ", ".join(lead_label(h) for h in board.lead_hours))]),
+        ("Data", [("Title", text(data.get("title"))), ("Source", text(data.get("source"))),
+                  ("Split", text(data.get("split"))),
+                  ("Initial times", format_count(data.get("n_init_times"))),
+                  ("First → last", f"{text(data.get('first_init_time'))} → {text(data.get('last_init_time'))}"),
+                  ("Data fingerprint", text(data.get("fingerprint")))]),
+        ("Code", [("Git commit", commit), ("Harness version", text(run.get("harness_version")))]),
+        ("Run", hardware_rows + [("Wall time", format_duration(run.get("wall_time_s"))),
+                                 ("Evaluated at", text(run.get("evaluated_at"))),
+                                 ("Results file", str(entry.source))]),
+    ]
+
+
+def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str]) -> SubmissionPage:
+    """The page of one entry; ``rendered_maps`` names the channels whose error map PNG was written."""
+    maps = [
+        MapImage(channel["key"], str(map_file(entry, channel["key"]).relative_to(entry.page_path.parent)),
+                 f"RMSE map of {channel['key']} for {entry.name}")
+        for channel in board.channels if channel["key"] in rendered_maps
+    ]
+    missing = [channel["key"] for channel in board.channels if channel["key"] not in rendered_maps]
+    charts, legend = comparison_charts(board, entry)
+    return SubmissionPage(
+        entry=entry, board=board, card=model_card(entry.results.submission),
+        lead_labels=[lead_label(h) for h in board.lead_hours],
+        metrics=[channel_metrics(board, entry, channel, space) for channel in board.channels for space in SPACES],
+        charts=charts, legend=legend, maps=maps, missing_maps=missing,
+        provenance=provenance_sections(board, entry), results_json=entry.page_path.with_suffix(".json").name,
+    )
