@@ -92,8 +92,9 @@ class ForecastStream:
         if lat.shape != self.task.grid.latitude.values.shape or not np.allclose(lat, self.task.grid.latitude.values, atol=1e-3) \
                 or lon.shape != self.task.grid.longitude.values.shape or not np.allclose(lon, self.task.grid.longitude.values, atol=1e-3):
             raise PredictionsFileError(
-                f"{name}: predictions are on a {len(lat)}x{len(lon)} grid, not the task's {self.task.grid.name} "
-                "(latitude -87.1875..87.1875, longitude 0..354.375, step 5.625)"
+                f"{name}: predictions are on a {len(lon)}x{len(lat)} (lon x lat) grid spanning latitude "
+                f"{lat.min():g}..{lat.max():g}, longitude {lon.min():g}..{lon.max():g}; the task's {self.task.grid.name} "
+                "grid is latitude -87.1875..87.1875, longitude 0..354.375, step 5.625"
             )
 
     def __call__(self, init_times: pd.DatetimeIndex) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
@@ -105,8 +106,8 @@ class ForecastStream:
         source = f"{self.submission.name} ({self.task.name})"
         bar = tqdm(total=len(init_times), desc=f"{self.submission.name}", unit="init", disable=not self.settings.progress)
         if manifest.kind == "predictions":
-            path = Path(manifest.predictions[self.task.name])
-            path = path if path.is_absolute() or "://" in str(path) else self.submission.root / path
+            raw = str(manifest.predictions[self.task.name])
+            path = raw if "://" in raw or Path(raw).is_absolute() else self.submission.root / raw
             predictions = PredictionsFile(path, self.task)
             self._check_predictions_file(predictions, init_times)
             for batch in _batches(init_times, self.settings.batch_size):

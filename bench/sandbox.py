@@ -97,6 +97,18 @@ class SandboxedForecaster:
         except psutil.Error:
             return 0.0
 
+    def _died(self, doing: str) -> SubmissionCrashedError:
+        """The error for a child that exited without answering, with its exit code or signal."""
+        try:
+            code = self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            code = self._process.returncode
+        note = f", signal {-code}" if code is not None and code < 0 else ""
+        if code == -9:
+            note += ": killed from outside, often by the system running out of memory"
+        return SubmissionCrashedError(f"{self.submission.name}: the model process died while {doing} (exit code {code}{note})")
+
     def _receive(self, doing: str) -> tuple:
         """Wait for the child's answer while enforcing the limits; turn failures into named errors."""
         name = self.submission.name
@@ -116,16 +128,11 @@ class SandboxedForecaster:
                     "make the model faster or raise --time-limit"
                 )
             if self._process.poll() is not None and not self._conn.poll(0):
-                code = self._process.returncode
-                signal_note = f", signal {-code}" if code is not None and code < 0 else ""
-                if code == -9:
-                    signal_note += ": killed from outside, often by the system running out of memory"
-                raise SubmissionCrashedError(f"{name}: the model process died while {doing} (exit code {code}{signal_note})")
+                raise self._died(doing)
         try:
             message = self._conn.recv()
-        except EOFError as exc:
-            self._kill()
-            raise SubmissionCrashedError(f"{name}: the model process closed while {doing}") from exc
+        except EOFError as exc:  # the child died: its end of the socket closed
+            raise self._died(doing) from exc
         status = message[0]
         if status == "violation":
             self._kill()

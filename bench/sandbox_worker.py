@@ -92,7 +92,8 @@ def serve(conn: Connection) -> None:
             if answer(("ok", np.asarray(forecaster.predict(inputs, batch)))):
                 return
     except BaseException as exc:  # report anything, SystemExit included, to the harness
-        answer(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+        kind = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
+        answer(("error", kind, str(exc), traceback.format_exc()))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def _problems(raw: dict) -> list[str]:
     known = REQUIRED_FIELDS + OPTIONAL_FIELDS
     for key in raw:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(known)}"
             problems.append(f"unknown field {key!r}{hint}")
     name = raw.get("name")
