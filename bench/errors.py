@@ -8,9 +8,6 @@ from __future__ import annotations
 class BenchError(Exception):
     """Base of every error the harness reports to a user."""
 
-    def __str__(self) -> str:
-        return super().__str__()
-
 
 class TaskSpecError(BenchError):
     """A task spec cannot be read or is not a frozen task."""

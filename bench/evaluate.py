@@ -89,8 +89,7 @@ class ForecastStream:
             )
         lat = predictions.dataset["latitude"].values
         lon = predictions.dataset["longitude"].values
-        if lat.shape != self.task.grid.latitude.values.shape or not np.allclose(lat, self.task.grid.latitude.values, atol=1e-3) \
-                or lon.shape != self.task.grid.longitude.values.shape or not np.allclose(lon, self.task.grid.longitude.values, atol=1e-3):
+        if not (self.task.grid.latitude.matches(lat) and self.task.grid.longitude.matches(lon)):
             raise PredictionsFileError(
                 f"{name}: predictions are on a {len(lon)}x{len(lat)} (lon x lat) grid spanning latitude "
                 f"{lat.min():g}..{lat.max():g}, longitude {lon.min():g}..{lon.max():g}; the task's {self.task.grid.name} "

@@ -21,7 +21,6 @@ from bench.task import ChannelSpec, TaskSpec
 
 INIT_DIM, LEAD_DIM = "init_time", "lead_time"
 DIM_ALIASES = {"time": INIT_DIM, "prediction_timedelta": LEAD_DIM, "member": ENSEMBLE_DIM}
-GRID_TOLERANCE_DEG = 1e-3
 
 
 def canonical_forecast(ds: xr.Dataset, source: str = "forecast") -> xr.Dataset:

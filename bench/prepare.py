@@ -26,7 +26,6 @@ from bench.task import ChannelSpec, TaskSpec, load_task, task_names
 
 MANIFEST_SCHEMA = "bench-prepared-data/1"
 TIME_CHUNK = 256
-GRID_TOLERANCE_DEG = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +81,7 @@ def check_grid(ds: xr.Dataset, task: TaskSpec) -> xr.Dataset:
     for axis_name, axis in (("latitude", task.grid.latitude), ("longitude", task.grid.longitude)):
         have = np.asarray(ds[axis_name].values, dtype=np.float64)
         want = axis.values
-        if have.shape != want.shape or not np.allclose(have, want, atol=GRID_TOLERANCE_DEG):
+        if not axis.matches(have):
             raise DataError(
                 f"{axis_name} grid of the store ({len(have)} points, {have.min():g}..{have.max():g}) is not "
                 f"the task's {task.grid.name} ({len(want)} points, {want[0]:g}..{want[-1]:g}); regrid it to "

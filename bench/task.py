@@ -39,6 +39,11 @@ class AxisSpec:
         n = int(round((self.last - self.first) / self.step)) + 1
         return self.first + self.step * np.arange(n)
 
+    def matches(self, coordinate: np.ndarray, tolerance_deg: float = 1e-3) -> bool:
+        """Whether ``coordinate`` is this axis, point for point, within ``tolerance_deg``."""
+        have = np.asarray(coordinate, dtype=np.float64)
+        return have.shape == self.values.shape and bool(np.allclose(have, self.values, atol=tolerance_deg))
+
 
 @dataclasses.dataclass(frozen=True)
 class GridSpec:
