@@ -158,6 +158,29 @@ def evaluate(path: Path, tasks, out, data, batch_size, time_limit, memory_limit,
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--task", "tasks", multiple=True, help="Task(s) to train (default: the submission's tasks the data has).")
+@click.option("--data", default=None, help="Prepared dir, WB2 store (path or gs://), or 'sample' (default: $BENCH_DATA or sample).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (same recipe on both).")
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--resume", is_flag=True, help="Continue from <PATH>/.train/<task>/last.pt.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@handle_errors
+def train(path: Path, tasks, data, device, epochs, resume, quiet) -> None:
+    """Train a submission that declares train.yaml: train split only, model selection on validation."""
+    from bench.data_sources import resolve_data
+    from bench.zoo.runner import train_submission
+
+    data_dir = resolve_data(data, progress=not quiet)
+    for task_name in _tasks_for(path, tasks, data_dir):
+        result = train_submission(path, task_name, data_dir, device, epochs, resume, not quiet)
+        val = result.meta["validation"]["rmse"]
+        summary = ", ".join(f"{c} {v[0]:.4g} / {v[-1]:.4g}" for c, v in val.items())
+        click.echo(f"{task_name}: best epoch {result.meta['best_epoch']} of {result.meta['epochs_run']}, "
+                   f"validation RMSE at 6 h / 24 h: {summary}; wrote {result.weights_dir}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Forecast zarr to write (WB2 layout).")
 @click.option("--task", default=None, help="Task (default: the submission's first task the data has).")
 @run_options

@@ -27,7 +27,7 @@ def resolve_data(data: str | None, progress: bool = True) -> Path:
     data = data or default_data()
     if data == SAMPLE_NAME:
         target, source = prepared_sample_dir(), str(SAMPLE_FILE)
-        label = "the embedded sample (simulated 2m_temperature, 2018 + Jan-Mar 2020; NOT the benchmark store)"
+        label = "the embedded sample (simulated, Jan-Feb 2018 + Jan-Feb 2020; NOT the benchmark store)"
     else:
         path = Path(data).expanduser()
         if "://" not in data and (path / "manifest.json").is_file():

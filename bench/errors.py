@@ -63,3 +63,19 @@ class PredictionsFileError(SubmissionError):
 
 class ResultsError(BenchError):
     """A results file is malformed or of an unknown schema version."""
+
+
+class CheckpointError(BenchError):
+    """Model weights are missing, unreadable or made for another task."""
+
+
+class WeightsMissingError(CheckpointError):
+    """A submission's weights file (or its config/meta) is not where its model expects it."""
+
+
+class FingerprintMismatchError(CheckpointError):
+    """Weights were trained for a task spec whose fingerprint differs from the task being run."""
+
+
+class TrainingError(BenchError):
+    """A training config or training run is invalid."""

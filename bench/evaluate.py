@@ -22,6 +22,7 @@ from bench.sandbox import SandboxedForecaster, SandboxLimits
 from bench.scoring import ScoreAccumulator
 from bench.submission import Submission, SubmissionContext, load_submission, make_batch
 from bench.task import TaskSpec, load_task
+from bench.training_record import card_training, training_record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,9 @@ def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) 
         accumulator.add(batch.values, forecast, truth, clim)
     card = submission.manifest.model_card()
     card["parameters"] = stream.parameters
+    training = training_record(submission.root, task.name, task.fingerprint) if submission.manifest.kind == "code" else None
+    if training is not None and not card.get("training"):
+        card["training"] = card_training(training)
     return Results(
         submission=card,
         task={"name": task.name, "fingerprint": task.fingerprint, "lead_hours": task.lead_hours,
@@ -149,6 +153,7 @@ def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) 
         metrics=accumulator.metric_table(),
         error_maps=accumulator.error_maps(),
         provenance=provenance(time.perf_counter() - started, stream.hardware),
+        training=training,
     )
 
 

@@ -8,7 +8,8 @@ Layout (schema_version 1)::
      "data": {"fingerprint", "source", "title", "split", "n_init_times", "first_init_time", "last_init_time"},
      "metrics": {channel: {"physical" | "normalized": {metric: [value per lead]}}},
      "error_maps": {channel: {"lead_hours": int, "units": str, "rmse": [[lat x lon]]}},
-     "provenance": {"git_commit", "git_dirty", "harness_version", "hardware", "wall_time_s", "evaluated_at"}}
+     "provenance": {"git_commit", "git_dirty", "harness_version", "hardware", "wall_time_s", "evaluated_at"},
+     "training": optional, trained submissions only: bench.training_record's summary and curve}
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Results:
     error_maps: dict[str, dict[str, Any]]
     provenance: dict[str, Any]
     schema_version: int = SCHEMA_VERSION
+    training: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,7 +90,9 @@ def validate_results_json(raw: Any, source: str = "results") -> None:
                     raise ResultsError(f"{source}: metrics.{channel}.{space}.{name} must have {n_leads} values")
                 if not all(v is None or isinstance(v, (int, float)) for v in values):
                     raise ResultsError(f"{source}: metrics.{channel}.{space}.{name} holds non-numbers")
-    unknown = set(raw) - set(required) - {"schema_version"}
+    if raw.get("training") is not None and not isinstance(raw["training"], dict):
+        raise ResultsError(f"{source}: training must be an object or absent")
+    unknown = set(raw) - set(required) - {"schema_version", "training"}
     if unknown:
         raise ResultsError(f"{source}: unknown fields {sorted(unknown)}")
 

@@ -84,7 +84,7 @@ def test_the_quick_start_runs_on_the_embedded_sample(tmp_path, monkeypatch):
     monkeypatch.delenv("BENCH_DATA", raising=False)
     result = CliRunner().invoke(cli, ["evaluate", str(PROJECT_ROOT / "baselines/persistence"), "--out", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "EMBEDDED SAMPLE" in result.output and "361 test init times" in result.output
+    assert "EMBEDDED SAMPLE" in result.output and "237 test init times" in result.output
 
 
 def test_a_raw_store_without_preparation_names_the_fix(tmp_path):

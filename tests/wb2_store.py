@@ -43,6 +43,10 @@ def make_wb2_store(
         coords={"time": times, "level": levels, "latitude": LATITUDE, "longitude": LONGITUDE},
         attrs={"title": "test store in WB2 schema"},
     )
+    # WB2's static fields (no time dimension), used by models as inputs.
+    land = (np.sin(2 * lon)[None, :] * np.cos(lat)[:, None] > 0.2).astype(np.float32)
+    ds["land_sea_mask"] = (("latitude", "longitude"), land, {"units": "1"})
+    ds["geopotential_at_surface"] = (("latitude", "longitude"), (9.81 * 1500 * land).astype(np.float32), {"units": "m**2 s**-2"})
     return ds.isel(latitude=slice(None, None, -1)) if descending_latitude else ds
 
 

@@ -78,6 +78,7 @@ class LineChart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     series: list[Series]
+    x_label: str = "lead time"
 
 
 def series_styles(names: list[str]) -> dict[str, SeriesStyle]:
@@ -142,8 +143,9 @@ def tick_text(value: float, step: float) -> str:
 def line_chart(
     title: str, y_label: str, lead_hours: list[float], series_values: list[tuple[str, list[float | None]]],
     styles: dict[str, SeriesStyle], value_text: Callable[[float], str],
+    x_text: Callable[[float], str] = lead_label, x_label: str = "lead time",
 ) -> LineChart:
-    """Lay out a chart of each named series of per-lead values against lead time."""
+    """Lay out a chart of each named series of per-x values (by default per lead time) against x."""
     plot_left, plot_right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
     plot_top, plot_bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
     present = [v for _, values in series_values for v in values if is_number(v)]
@@ -166,7 +168,7 @@ def line_chart(
             if not is_number(value):
                 segments.append([])
                 continue
-            point = Point(x_of(hours), y_of(value), lead_label(hours), value_text(value))
+            point = Point(x_of(hours), y_of(value), x_text(hours), value_text(value))
             points.append(point)
             segments[-1].append(f"{point.x},{point.y}")
         series.append(Series(name, styles[name], [" ".join(s) for s in segments if len(s) > 1], points))
@@ -174,7 +176,26 @@ def line_chart(
     return LineChart(
         title=title, y_label=y_label, width=WIDTH, height=HEIGHT,
         left=plot_left, right=plot_right, top=plot_top, bottom=plot_bottom,
-        x_ticks=[Tick(x_of(h), lead_label(h)) for h in lead_hours],
+        x_ticks=[Tick(x_of(h), x_text(h)) for h in lead_hours[:: max(1, math.ceil(len(lead_hours) / 10))]],
         y_ticks=[Tick(y_of(v), tick_text(v, step)) for v in y_values],
-        series=series,
+        series=series, x_label=x_label,
+    )
+
+
+TRAINING_STYLES = {"train": SeriesStyle("#7d8590", "6 4"), "validation": SeriesStyle(MODEL_COLOURS[0])}
+
+
+def training_chart(training: dict | None) -> LineChart | None:
+    """The training curve: sqrt of the train loss and the validation score (normalised RMSE) per epoch."""
+    curve = (training or {}).get("curve") or []
+    if len(curve) < 1:
+        return None
+    epochs = [row["epoch"] for row in curve]
+    train = [math.sqrt(row["train_loss"]) if is_number(row.get("train_loss")) and row["train_loss"] >= 0 else None for row in curve]
+    series = [("validation", [row.get("val_score") for row in curve])]
+    if any(v is not None for v in train):
+        series.insert(0, ("train", train))
+    return line_chart(
+        "Training curve", "RMSE (normalized)", epochs, series, TRAINING_STYLES,
+        lambda value: f"{value:.4f}", x_text=lambda epoch: f"{epoch:g}", x_label="epoch",
     )

@@ -6,7 +6,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bench.leaderboard.board import REFERENCE_NAMES, Board, Entry
-from bench.leaderboard.charts import LegendItem, LineChart, legend_items, rmse_charts, series_styles
+from bench.leaderboard.charts import (
+    TRAINING_STYLES, LegendItem, LineChart, legend_items, rmse_charts, series_styles, training_chart,
+)
 from bench.leaderboard.display import (
     DASH, column_decimals, format_count, format_duration, format_number, format_parameters, format_skill,
     lead_label, safe_link, slugify, track_label,
@@ -84,6 +86,9 @@ class SubmissionPage:
     missing_maps: list[str]
     provenance: list[tuple[str, list[tuple[str, str]]]]
     results_json: str
+    training_chart: LineChart | None = None
+    training_legend: list[LegendItem] = dataclasses.field(default_factory=list)
+    training_facts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def overview_link(self) -> str:
@@ -185,6 +190,25 @@ def provenance_sections(board: Board, entry: Entry) -> list[tuple[str, list[tupl
     ]
 
 
+def training_facts(training: dict | None) -> list[tuple[str, str]]:
+    """Training options and validation scores as (label, text) rows."""
+    if not training:
+        return []
+    options = training.get("options") or {}
+    named = ", ".join(
+        f"{key.replace('_', ' ')}" + (f" ({', '.join(map(str, value))})" if isinstance(value, list) and value else "")
+        for key, value in options.items() if value
+    )
+    rows = [("Options", named or DASH), ("Precision", text(training.get("precision"))),
+            ("Window stride", text(training.get("window_stride") and int(training["window_stride"]))),
+            ("Weights stored as", text(training.get("storage")))]
+    for channel, values in (training.get("validation_rmse") or {}).items():
+        rows.append((f"Validation RMSE · {channel}", " / ".join(format_number(v, 3) for v in values)))
+    if training.get("task_fingerprint_matches") is False:
+        rows.append(("Warning", "weights were trained for another task fingerprint"))
+    return rows
+
+
 def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str]) -> SubmissionPage:
     """The page of one entry; ``rendered_maps`` names the channels whose error map PNG was written."""
     maps = [
@@ -200,4 +224,7 @@ def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str]) -
         metrics=[channel_metrics(board, entry, channel, space) for channel in board.channels for space in SPACES],
         charts=charts, legend=legend, maps=maps, missing_maps=missing,
         provenance=provenance_sections(board, entry), results_json=entry.page_path.with_suffix(".json").name,
+        training_chart=training_chart(entry.results.training),
+        training_legend=[LegendItem(name, style) for name, style in TRAINING_STYLES.items()],
+        training_facts=training_facts(entry.results.training),
     )

@@ -1,0 +1,8 @@
+"""ConvLSTM encoder-decoder (design document 001), served from weights/<task>/ by the shared zoo.
+
+Architecture: bench/zoo/models (registered as ``convlstm_seq2seq``); recipe: train.yaml; retrain with
+``bench train baselines/convlstm_seq2seq``.
+"""
+from bench.zoo.serving import build_zoo_forecaster as build_model
+
+__all__ = ["build_model"]

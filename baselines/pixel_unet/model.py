@@ -1,0 +1,8 @@
+"""Pixel U-Net (design document 001), served from weights/<task>/ by the shared zoo.
+
+Architecture: bench/zoo/models (registered as ``pixel_unet``); recipe: train.yaml; retrain with
+``bench train baselines/pixel_unet``.
+"""
+from bench.zoo.serving import build_zoo_forecaster as build_model
+
+__all__ = ["build_model"]

@@ -1,0 +1,8 @@
+"""Transformer encoder-decoder with learnable queries (design document 001), served from weights/<task>/ by the shared zoo.
+
+Architecture: bench/zoo/models (registered as ``transformer_seq2seq``); recipe: train.yaml; retrain with
+``bench train baselines/transformer_seq2seq``.
+"""
+from bench.zoo.serving import build_zoo_forecaster as build_model
+
+__all__ = ["build_model"]

@@ -1,0 +1,8 @@
+"""Weather Transformer (factorised space-time attention) (design document 001), served from weights/<task>/ by the shared zoo.
+
+Architecture: bench/zoo/models (registered as ``weather_transformer``); recipe: train.yaml; retrain with
+``bench train baselines/weather_transformer``.
+"""
+from bench.zoo.serving import build_zoo_forecaster as build_model
+
+__all__ = ["build_model"]

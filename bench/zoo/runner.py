@@ -1,0 +1,34 @@
+"""``bench train``: read a submission's recipe, load its training data, run the shared trainer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.dataset import PreparedData
+from bench.errors import TrainingError
+from bench.submission import load_submission
+from bench.task import load_task
+from bench.zoo.config import read_train_config
+from bench.zoo.data import load_training_data
+from bench.zoo.serving import weights_dir
+from bench.zoo.train import WORK_DIR, TrainResult, fit
+
+
+def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "cpu", epochs: int | None = None,
+                     resume: bool = False, progress: bool = True, out: Path | None = None,
+                     **overrides) -> TrainResult:
+    """Train the submission at ``path`` for ``task_name`` on prepared ``data_dir``; write ``weights/<task>/``."""
+    submission = load_submission(path)
+    if submission.manifest.kind != "code":
+        raise TrainingError(f"{submission.name} is a predictions submission; only code submissions train")
+    if task_name not in submission.manifest.tasks:
+        raise TrainingError(f"{submission.name} does not declare task {task_name!r} (its tasks: {list(submission.manifest.tasks)})")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TrainingError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    config = read_train_config(submission.root, task_name, epochs=epochs, **overrides)
+    task = load_task(task_name)
+    data = load_training_data(PreparedData(data_dir, task), config.options.static_fields)
+    return fit(config, data, out or weights_dir(submission.root, task_name), submission.root / WORK_DIR / task_name,
+               device, resume, progress)

@@ -1,0 +1,242 @@
+"""The one training loop for every zoo model, and the closed-form path for ridge regression.
+
+Windows come from the train split only; the epoch kept is the one with the best validation (2019)
+latitude-weighted RMSE; the test year is never loaded (``bench.zoo.data``). Runs are seeded,
+resumable from ``<submission>/.train/<task>/last.pt`` and write a per-epoch training log.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.errors import TrainingError
+from bench.provenance import git_state
+from bench.zoo.checkpoint import LOG, save_checkpoint
+from bench.zoo.config import TrainConfig
+from bench.zoo.data import TrainingData, WindowSet
+from bench.zoo.forecaster import Forecaster, lat_weights, static_maps, year_fraction
+from bench.zoo.registry import create_model
+
+WORK_DIR = ".train"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Where the weights went and the record written to meta.json."""
+
+    weights_dir: Path
+    meta: dict
+    log: list[dict]
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_model(config: TrainConfig, data: TrainingData) -> tuple[Forecaster, dict]:
+    """The Forecaster for ``config`` on ``data``'s task, and the architecture config saved beside its weights."""
+    task = data.task
+    h, w = task.grid.shape
+    lat = task.grid.latitude.values
+    channels = len(task.channel_keys)
+    model_args = {"in_steps": task.input_steps, "out_steps": task.output_steps,
+                  "in_channels": channels + config.options.forcing_channels(), "out_channels": channels,
+                  "height": h, "width": w, **config.model_args}
+    net = create_model(config.model, **model_args)
+    maps = static_maps(config.options, data.static, lat, w)
+    arch = {"model": config.model, "model_args": model_args, "options": dataclasses.asdict(config.options)}
+    return Forecaster(net, data.stats, config.options, maps), arch
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _tensors(data: TrainingData, windows: WindowSet, index: np.ndarray, device: torch.device):
+    x, y, times = data.batch(windows, index)
+    return (torch.from_numpy(x).to(device), torch.from_numpy(y).to(device),
+            torch.from_numpy(year_fraction(times)).to(device))
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean squared error with latitude weights (mean 1) on the H axis."""
+    return ((pred - target) ** 2 * weights[:, None]).mean()
+
+
+@torch.no_grad()
+def validate(model: Forecaster, data: TrainingData, windows: WindowSet, device: torch.device,
+             precision: str = "fp32", batch_size: int = 64) -> dict:
+    """Latitude-weighted RMSE per channel and lead (physical and normalised) on ``windows``, and the score."""
+    model.eval()
+    w = torch.from_numpy(lat_weights(data.task.grid.latitude.values)).to(device)
+    sq = torch.zeros(data.task.output_steps, len(data.task.channel_keys), dtype=torch.float64, device=device)
+    for start in range(0, len(windows), batch_size):
+        x, y, frac = _tensors(data, windows, np.arange(start, min(start + batch_size, len(windows))), device)
+        with _autocast(precision, device):
+            pred = model(x, frac)
+        sq += ((pred.float() - y) ** 2 * w[:, None]).mean(dim=(-1, -2)).sum(dim=0).double()
+    rmse_norm = torch.sqrt(sq / len(windows)).cpu().numpy()  # (lead, channel)
+    std = np.array([data.stats.stats[c].std for c in data.task.channel_keys])
+    keys = data.task.channel_keys
+    return {
+        "score": float(rmse_norm.mean()),
+        "rmse": {c: [float(v) for v in rmse_norm[:, i] * std[i]] for i, c in enumerate(keys)},
+        "rmse_normalized": {c: [float(v) for v in rmse_norm[:, i]] for i, c in enumerate(keys)},
+        "n_windows": len(windows),
+    }
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    """Linear warm-up then cosine decay to zero over the planned steps."""
+    warmup = max(1, int(config.warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _meta(config: TrainConfig, data: TrainingData, model: Forecaster, record: dict) -> dict:
+    commit, dirty = git_state()
+    return {
+        "task": data.task.name, "task_fingerprint": data.task.fingerprint,
+        "data_fingerprint": data.data_fingerprint, "data_title": data.source_title,
+        "normalization": data.stats.to_json(),
+        "trained_until": str(data.loaded_until), "train_windows": record.pop("train_windows"),
+        "parameters": int(sum(p.numel() for p in model.net.parameters())),
+        "train_config": config.to_json(), "train_config_fingerprint": config.fingerprint(),
+        "hardware": {"device": record.pop("device"), "machine": platform.machine(), "processor": platform.processor(),
+                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "git_commit": commit, "git_dirty": dirty, "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **record,
+    }
+
+
+def _export(weights_dir: Path, model: Forecaster, arch: dict, config: TrainConfig, data: TrainingData,
+            record: dict, log: list[dict], device: torch.device) -> TrainResult:
+    """Final validation in fp32 (every ``val_stride``-th validation window), storage check, then the checkpoint."""
+    model = model.float().to(device)
+    val = data.windows["validation"].strided(config.val_stride)
+    full = validate(model, data, val, device)
+    record["validation"] = full
+    int8 = config.int8_min_elements
+    if int8:
+        from bench.zoo.checkpoint import pack_state, unpack_state
+
+        stored = copy.deepcopy(model)
+        stored.load_state_dict(unpack_state(pack_state(model.state_dict(), int8)))
+        check = validate(stored, data, val, device)
+        change = check["score"] / full["score"] - 1
+        record["storage"] = {"format": "fp16 + int8 rows", "int8_min_elements": int8,
+                             "validation_score_fp32": full["score"], "validation_score_stored": check["score"],
+                             "relative_change": change}
+        if abs(change) > 1e-3:  # measurable: keep fp16
+            int8 = None
+            record["storage"]["format"] = "fp16 (int8 changed the validation score by more than 0.1%)"
+    else:
+        record["storage"] = {"format": "fp16 (statistics fp32)"}
+    meta = _meta(config, data, model, record)
+    save_checkpoint(weights_dir, model.cpu(), arch, meta, log, int8)
+    return TrainResult(weights_dir, meta, log)
+
+
+def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Path, device: str = "cpu",
+        resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``config`` on ``data`` (train windows), keep the best validation epoch, write the checkpoint."""
+    if config.trainer == "ridge":
+        from bench.zoo.ridge import fit_ridge
+
+        return fit_ridge(config, data, weights_dir, device, _export)
+    dev = torch.device(device)
+    seed_everything(config.seed)
+    model, arch = build_model(config, data)
+    model.to(dev)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    train = data.windows["train"].strided(config.window_stride)
+    val = data.windows["validation"].strided(config.val_stride)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    scheduler = _scheduler(optimizer, config, config.epochs * steps_per_epoch)
+    weights = torch.from_numpy(lat_weights(data.task.grid.latitude.values)).to(dev)
+    if not config.options.lat_weighted_loss:
+        weights = torch.ones_like(weights)
+    state = {"epoch": 0, "best_score": float("inf"), "best_state": None, "best_epoch": None, "log": [], "wall_s": 0.0}
+    work_dir.mkdir(parents=True, exist_ok=True)
+    last = work_dir / "last.pt"
+    if resume and last.is_file():
+        saved = torch.load(last, map_location=dev, weights_only=False)
+        if saved["config_fingerprint"] != config.fingerprint():
+            raise TrainingError(f"{last} was written by another recipe; delete it or train without --resume")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+    stop_reason = "epochs"
+    for epoch in range(state["epoch"], config.epochs):
+        started = time.perf_counter()
+        model.train()
+        torch.manual_seed(config.seed + epoch)  # dropout and teacher forcing: same draws after a resume
+        order = np.random.default_rng(config.seed + epoch).permutation(len(train))
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"{config.model} epoch {epoch + 1}/{config.epochs}", disable=not progress)
+        for step in bar:
+            x, y, frac = _tensors(data, train, order[step * config.batch_size:(step + 1) * config.batch_size], dev)
+            with _autocast(config.precision, dev):
+                pred = model(x, frac, target=y)
+            loss = weighted_mse(pred.float(), y, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        bar.close()
+        result = validate(model, data, val, dev, config.precision)
+        state["wall_s"] += time.perf_counter() - started
+        entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": result["score"],
+                 "val_rmse": result["rmse"], "lr": scheduler.get_last_lr()[0], "epoch_s": time.perf_counter() - started,
+                 "wall_s": state["wall_s"]}
+        state["log"].append(entry)
+        if result["score"] < state["best_score"]:
+            state.update(best_score=result["score"], best_epoch=epoch + 1,
+                         best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+        state["epoch"] = epoch + 1
+        tmp = last.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "state": state, "config_fingerprint": config.fingerprint()}, tmp)
+        tmp.replace(last)
+        if on_epoch:
+            on_epoch(entry)
+        if progress:
+            print(json.dumps({k: entry[k] for k in ("epoch", "train_loss", "val_score", "epoch_s")}), flush=True)
+        if config.patience and epoch + 1 - state["best_epoch"] >= config.patience:
+            stop_reason = "early stopping"
+            break
+        if config.max_minutes and state["wall_s"] > 60 * config.max_minutes:
+            stop_reason = "time budget"
+            break
+    if state["best_state"] is None:
+        raise TrainingError("no epoch was trained; raise --epochs")
+    model.load_state_dict(state["best_state"])
+    record = {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "stopped_by": stop_reason,
+              "train_wall_time_s": state["wall_s"], "train_windows": len(train), "device": str(dev)}
+    return _export(weights_dir, model, arch, config, data, record, state["log"], dev)

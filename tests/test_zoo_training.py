@@ -1,0 +1,141 @@
+"""The shared training path: every baseline trains a few steps, saves, reloads and is evaluated end to end;
+runs are deterministic and resumable; training never reads the test year."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+torch = pytest.importorskip("torch")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from bench.dataset import PreparedData  # noqa: E402
+from bench.evaluate import EvaluationSettings, evaluate  # noqa: E402
+from bench.results import Results  # noqa: E402
+from bench.task import load_task  # noqa: E402
+from bench.zoo.checkpoint import WEIGHTS, load_checkpoint  # noqa: E402
+from bench.zoo.data import load_training_data  # noqa: E402
+from bench.zoo.runner import train_submission  # noqa: E402
+from zoo_helpers import SMOKE, ZOO_BASELINES, copy_baseline  # noqa: E402
+
+MULTI, T2M = "era5-64x32-12to4-multivar", "era5-64x32-12to4-t2m"
+
+
+def test_every_design_forecaster_has_a_baseline():
+    expected = {"linear_regression", "linear_regression_multi", "lstm", "lstm_seq2seq", "transformer",
+                "transformer_seq2seq", "cnn", "deep_cnn", "convlstm", "convlstm_seq2seq", "weather_transformer", "pixel_unet"}
+    assert expected <= set(ZOO_BASELINES)
+
+
+@pytest.mark.parametrize("name", ZOO_BASELINES)
+def test_baseline_trains_saves_reloads_and_evaluates(name, prepared, tmp_path):
+    root = copy_baseline(name, tmp_path)
+    task = MULTI if name != "convlstm" else T2M
+    result = train_submission(root, task, prepared, progress=False, **SMOKE)
+    weights = root / "weights" / task
+    assert {p.name for p in weights.iterdir()} == {"config.json", "weights.safetensors", "meta.json", "training_log.json"}
+    meta = json.loads((weights / "meta.json").read_text())
+    assert meta["task_fingerprint"] == load_task(task).fingerprint and meta["data_fingerprint"]
+    assert meta["normalization"]["channels"] == load_task(task).channel_keys
+    model, _ = load_checkpoint(weights, load_task(task))
+    assert not model.training
+    results, path = evaluate(root, task, EvaluationSettings(prepared, progress=False), tmp_path / "results")
+    assert path.is_file() and Results.read(path).training["curve"]
+    rmse = results.metric(load_task(task).channel_keys[0], "rmse")
+    assert all(np.isfinite(rmse)) and results.submission["parameters"] == result.meta["parameters"]
+    assert results.submission["training"]["hardware"]
+
+
+def _weights(root, task=MULTI):
+    return {k: v for k, v in load_file(str(root / "weights" / task / WEIGHTS)).items()}
+
+
+def test_training_is_deterministic_for_a_fixed_seed(prepared, tmp_path):
+    a, b = copy_baseline("deep_cnn", tmp_path / "a"), copy_baseline("deep_cnn", tmp_path / "b")
+    for root in (a, b):
+        train_submission(root, MULTI, prepared, progress=False, **SMOKE)
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_continues_from_the_last_epoch(prepared, tmp_path):
+    straight, resumed = copy_baseline("deep_cnn", tmp_path / "a"), copy_baseline("deep_cnn", tmp_path / "b")
+    settings = {**SMOKE, "epochs": 2, "precision": "fp32"}
+    train_submission(straight, MULTI, prepared, progress=False, **settings)
+    work = resumed / ".train" / MULTI / "last.pt"
+    # Run epoch 1 of the 2-epoch recipe, then stop the process at the epoch boundary.
+    from bench.zoo import train as train_module
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(entry):
+        raise Stop
+
+    from bench.zoo.config import read_train_config
+
+    config = read_train_config(resumed, MULTI, **settings)
+    data = load_training_data(PreparedData(prepared, load_task(MULTI)), config.options.static_fields)
+    with pytest.raises(Stop):
+        train_module.fit(config, data, resumed / "weights" / MULTI, work.parent, progress=False, on_epoch=stop_after_first)
+    assert work.is_file() and not (resumed / "weights" / MULTI).exists()
+    train_submission(resumed, MULTI, prepared, progress=False, resume=True, **settings)
+    ws, wr = _weights(straight), _weights(resumed)
+    assert all(torch.equal(ws[k], wr[k]) for k in ws)
+    log = json.loads((resumed / "weights" / MULTI / "training_log.json").read_text())
+    assert [row["epoch"] for row in log] == [1, 2]
+
+
+def test_training_never_loads_the_test_year(prepared):
+    task = load_task(MULTI)
+    data = load_training_data(PreparedData(prepared, task), ("land_sea_mask",))
+    assert data.loaded_until < task.splits["test"].first_time
+    assert (data.times < task.splits["test"].first_time).all()
+    for windows in data.windows.values():
+        assert data.times[windows.targets.max()] < task.splits["test"].first_time
+
+
+def test_poisoned_test_year_does_not_change_training(prepared, tmp_path):
+    import shutil
+
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(prepared, poisoned)
+    task = load_task(T2M)
+    times = PreparedData(poisoned, task).times
+    first_test = int(np.searchsorted(times.values, np.datetime64(task.splits["test"].first_time)))
+    for channel in task.channel_keys:
+        array = zarr.open(str(poisoned / "data.zarr" / channel), mode="r+")
+        array[first_test:] = np.nan
+    clean, dirty = copy_baseline("deep_cnn", tmp_path / "a"), copy_baseline("deep_cnn", tmp_path / "b")
+    ra = train_submission(clean, T2M, prepared, progress=False, **SMOKE)
+    rb = train_submission(dirty, T2M, poisoned, progress=False, **SMOKE)
+    assert np.isfinite(rb.meta["validation"]["score"])
+    assert ra.meta["validation"]["score"] == rb.meta["validation"]["score"]
+
+
+def test_bench_train_cli_writes_weights_and_prints_the_validation(prepared, tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    root = copy_baseline("deep_cnn", tmp_path)
+    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "tasks:\n  %s: {epochs: 1, window_stride: 20, val_stride: 4}\n" % T2M)
+    result = CliRunner().invoke(cli, ["train", str(root), "--task", T2M, "--data", str(prepared), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "validation RMSE at 6 h / 24 h: 2m_temperature" in result.output
+    assert (root / "weights" / T2M / "weights.safetensors").is_file()
+
+
+def test_an_unknown_recipe_field_is_a_named_error(prepared, tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    root = copy_baseline("cnn", tmp_path)
+    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "learning_rate: 0.1\n")
+    result = CliRunner().invoke(cli, ["train", str(root), "--task", T2M, "--data", str(prepared), "--quiet"])
+    assert result.exit_code == 2
+    assert "TrainingError" in result.output and "unknown field(s) ['learning_rate']" in result.output

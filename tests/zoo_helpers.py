@@ -1,0 +1,24 @@
+"""Helpers for model-zoo tests: copy a baseline out of the tree and train it for a few steps."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ZOO_BASELINES = sorted(p.parent.name for p in (PROJECT_ROOT / "baselines").glob("*/train.yaml"))
+# A few steps: 1 epoch over every 20th train window of the tiny store, in small batches.
+SMOKE = dict(epochs=1, window_stride=20, val_stride=4, batch_size=4)
+
+
+def copy_baseline(name: str, dest: Path) -> Path:
+    """The baseline's code and recipe (no weights) under a name that collides with nothing."""
+    root = dest / name
+    root.mkdir(parents=True)
+    for file in ("submission.yaml", "train.yaml", "model.py"):
+        shutil.copy(PROJECT_ROOT / "baselines" / name / file, root / file)
+    manifest = yaml.safe_load((root / "submission.yaml").read_text())
+    manifest["name"] = f"smoke-{name.replace('_', '-')}"
+    (root / "submission.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return root
