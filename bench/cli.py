@@ -215,6 +215,18 @@ def validate(path: Path, no_data: bool, data, batch_size, time_limit, memory_lim
     click.echo(f"{path}: valid")
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True)
+@handle_errors
+def card(paths, results: Path) -> None:
+    """Write each trained submission's README.md model card from its weights' meta and its results."""
+    from bench.model_card import write_card
+
+    for path in paths:
+        click.echo(f"wrote {write_card(path, results)}")
+
+
 @cli.command("list")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True)
 @handle_errors

@@ -41,3 +41,13 @@ def make_submission(tmp_path):
         return root
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long runs (marker ``slow``) stay out of the default run; ``-m slow`` selects them."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="long run: select with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from bench.errors import TrainingError
-from bench.provenance import git_state
+from bench.provenance import cpu_name, git_state
 from bench.zoo.checkpoint import LOG, save_checkpoint
 from bench.zoo.config import TrainConfig
 from bench.zoo.data import TrainingData, WindowSet
@@ -123,7 +123,7 @@ def _meta(config: TrainConfig, data: TrainingData, model: Forecaster, record: di
         "trained_until": str(data.loaded_until), "train_windows": record.pop("train_windows"),
         "parameters": int(sum(p.numel() for p in model.net.parameters())),
         "train_config": config.to_json(), "train_config_fingerprint": config.fingerprint(),
-        "hardware": {"device": record.pop("device"), "machine": platform.machine(), "processor": platform.processor(),
+        "hardware": {"device": record.pop("device"), "machine": platform.machine(), "processor": cpu_name(),
                      "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
         "git_commit": commit, "git_dirty": dirty, "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **record,
@@ -226,8 +226,7 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         tmp.replace(last)
         if on_epoch:
             on_epoch(entry)
-        if progress:
-            print(json.dumps({k: entry[k] for k in ("epoch", "train_loss", "val_score", "epoch_s")}), flush=True)
+        print(json.dumps({k: entry[k] for k in ("epoch", "train_loss", "val_score", "epoch_s")}), flush=True)
         if config.patience and epoch + 1 - state["best_epoch"] >= config.patience:
             stop_reason = "early stopping"
             break
