@@ -87,7 +87,6 @@ def card_training(record: dict[str, Any]) -> dict[str, str]:
     time_text = (f"{minutes / 60:.1f} min" if minutes is not None else "?") + (
         f", {int(epochs)} epoch(s), best {int(record['best_epoch'])}, stopped by {record['stopped_by']}" if epochs else "")
     windows = record.get("train_windows")
-    data_text = f"{record['data_title']}: train split until {record['trained_until'][:10]} (model selection on validation)"
-    if windows:
-        data_text += f", {int(windows)} windows"
+    data_text = f"{record['data_title']}: train split" + (f", {int(windows)} windows" if windows else "")
+    data_text += f"; model selection on the validation split; nothing after {record['trained_until'][:10]} read"
     return {"data": data_text, "time": time_text, "hardware": record.get("hardware") or "?"}

@@ -139,3 +139,22 @@ def test_an_unknown_recipe_field_is_a_named_error(prepared, tmp_path):
     result = CliRunner().invoke(cli, ["train", str(root), "--task", T2M, "--data", str(prepared), "--quiet"])
     assert result.exit_code == 2
     assert "TrainingError" in result.output and "unknown field(s) ['learning_rate']" in result.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_cpu_recipe_runs_unchanged_on_a_gpu(prepared, tmp_path):
+    cpu, gpu = copy_baseline("deep_cnn", tmp_path / "cpu"), copy_baseline("deep_cnn", tmp_path / "gpu")
+    rc = train_submission(cpu, MULTI, prepared, progress=False, **{**SMOKE, "precision": "fp32"})
+    rg = train_submission(gpu, MULTI, prepared, device="cuda", progress=False, **{**SMOKE, "precision": "fp32"})
+    assert rg.meta["hardware"]["device"] == "cuda"
+    assert rg.meta["validation"]["score"] == pytest.approx(rc.meta["validation"]["score"], rel=0.05)
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_named_error(prepared, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    from bench.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="no CUDA device"):
+        train_submission(copy_baseline("cnn", tmp_path), MULTI, prepared, device="cuda", progress=False, **SMOKE)
