@@ -21,7 +21,7 @@ from bench.provenance import provenance
 from bench.results import Results, write_results
 from bench.sandbox import SandboxedForecaster, SandboxLimits
 from bench.scoring import ScoreAccumulator
-from bench.submission import Submission, SubmissionContext, load_submission
+from bench.submission import Submission, SubmissionContext, confined_path, load_submission
 from bench.task import TaskSpec, load_task
 
 
@@ -123,7 +123,9 @@ class ForecastStream:
         bar = tqdm(total=len(init_times), desc=f"{self.submission.name}", unit="init", disable=not self.settings.progress)
         if manifest.kind == "predictions":
             raw = str(manifest.predictions[self.task.name])
-            path = raw if "://" in raw or Path(raw).is_absolute() else self.submission.root / raw
+            path = confined_path(self.submission.root, raw)
+            if path is None:
+                raise PredictionsFileError(f"{self.submission.name}: predictions file {raw[:200]!r} must be a path inside the submission directory")
             predictions = PredictionsFile(path, self.task)
             self._check_predictions_file(predictions, init_times)
             for batch in _batches(init_times, self.settings.batch_size):

@@ -60,7 +60,7 @@ ENV_ALLOW = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
 NAMESPACES = ("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child",
               "--mount-proc", "--ipc", "--uts")
 MECHANISMS = ("landlock", "namespaces", "cgroups", "rlimits")
-MAX_MEMBERS = 256
+MAX_MEMBERS = 100  # as bench.forecasts: the ensemble size scoring keeps in memory
 MAX_PARAMETERS = 10**13
 CLOSE_SECONDS = 5.0
 # A fatal signal's usual cause, for the crash message.
@@ -140,6 +140,18 @@ def rlimits(limits: SandboxLimits, plan: IsolationPlan) -> dict[str, int]:
     return values
 
 
+def unreadable_roots(blocked_roots: list[Path]) -> list[str]:
+    """Blocked paths that must lie outside everything Landlock lets the model read.
+
+    The embedded quick-start sample ships inside the ``bench`` package, which the model must read;
+    it is public and never the benchmark, so only the audit hook guards it.
+    """
+    from bench.embedded_sample import SAMPLE_FILE
+
+    sample = os.path.realpath(SAMPLE_FILE)
+    return [str(p) for p in blocked_roots if os.path.realpath(p) != sample]
+
+
 def _with_cgroup(command: list[str], group: RunGroup | None) -> list[str]:
     """``command`` started by a shell that first moves itself into the run's cgroup (children follow)."""
     if group is None:
@@ -191,7 +203,7 @@ class SandboxedForecaster:
         climatology = context._climatology if context._climatology is not None else self._climatology(context)
         payload = pickle.dumps({
             "submission": self.submission, "task": context.task, "stats": context.stats, "climatology": climatology,
-            "blocked_roots": [str(p) for p in blocked_roots], "plan": plan,
+            "blocked_roots": [str(p) for p in blocked_roots], "unreadable_roots": unreadable_roots(blocked_roots), "plan": plan,
         }, protocol=5)
         self._send({"kind": "start", "pickle_bytes": len(payload)}, "starting")
         self._sendall(payload, "starting")

@@ -180,7 +180,7 @@ def serve(sock: socket.socket) -> None:
 
     try:
         submission, task = start["submission"], start["task"]
-        applied = lock_in(start["plan"], submission.root, start["blocked_roots"])
+        applied = lock_in(start["plan"], submission.root, start["unreadable_roots"])
         install_guard(start["blocked_roots"])
         wire.send(sock, {"status": "sandboxed", "applied": applied})
         context = SubmissionContext(task=task, stats=start["stats"], submission_dir=submission.root,
