@@ -26,7 +26,8 @@ def _fail(exc: BaseException, debug: bool) -> None:
         if details and debug:
             click.echo(details, err=True)
     else:
-        click.echo(f"error: unexpected {name}: {exc} (run `bench --debug ...` for the traceback)", err=True)
+        message = " ".join(str(exc).split())[:500]
+        click.echo(f"error: unexpected {name}: {message} (run `bench --debug ...` for the traceback)", err=True)
     sys.exit(2)
 
 
@@ -133,7 +134,7 @@ def handle_errors(func):
     def wrapper(ctx: click.Context, *args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (BenchError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # every failure is one line; --debug shows the traceback
             _fail(exc, ctx.obj.get("debug", False) if ctx.obj else False)
 
     return wrapper
