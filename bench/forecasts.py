@@ -16,7 +16,6 @@ import xarray as xr
 
 from bench.errors import PredictionsFileError
 from bench.metrics import ENSEMBLE_DIM
-from bench.store import open_store
 from bench.task import ChannelSpec, TaskSpec
 
 INIT_DIM, LEAD_DIM = "init_time", "lead_time"
@@ -127,7 +126,8 @@ class PredictionsFile:
             )
         check_declared_sizes(Path(path))
         try:
-            raw = open_store(path)
+            # No dask: lazily indexed arrays read just the selected chunks, however many the file declares.
+            raw = xr.open_zarr(path, chunks=None, consolidated=None) if Path(path).is_dir() else xr.open_dataset(path, chunks=None)
             self.dataset = canonical_forecast(raw, self.source)
             self.fields = [forecast_channel(self.dataset, c, self.source) for c in task.channels]
             self.init_index = pd.DatetimeIndex(self.dataset[INIT_DIM].values)
