@@ -45,7 +45,7 @@ def run_options(func):
     """Options shared by commands that run a submission."""
     options = [
         click.option("--data", default=None, help="Prepared dir, WB2 store (path or gs://), or 'sample' (default: $BENCH_DATA or sample)."),
-        click.option("--batch-size", default=64, show_default=True, help="Init times per batch."),
+        click.option("--batch-size", default=64, show_default=True, help="Init times read and scored together (a code submission still gets one at a time, in time order)."),
         click.option("--time-limit", default=3600.0, show_default=True, help="Seconds a code submission may run."),
         click.option("--memory-limit", default=8192.0, show_default=True, help="MiB a code submission may use."),
         click.option("--quiet", is_flag=True, help="No progress bars."),

@@ -273,6 +273,7 @@ class SandboxedForecaster:
             return
         descendants = self._descendants()
         if self.group is not None:
+            descendants += [p for p in map(_process_or_none, self.group.pids()) if p is not None]
             self.group.kill_all()
         try:
             os.killpg(self._process.pid, signal.SIGKILL)
@@ -290,6 +291,7 @@ class SandboxedForecaster:
             self._process.wait()
         if self.group is not None:
             self.group.kill_all()
+        psutil.wait_procs(descendants, timeout=CLOSE_SECONDS)  # gone, not just signalled, before results are written
 
     # ---- messages ---------------------------------------------------------------------------
 
@@ -353,8 +355,8 @@ class SandboxedForecaster:
         name = self.submission.name
         if self.group is not None and self.group.oom_kills() > 0:
             return SubmissionMemoryError(
-                f"{name}: went over the {self.limits.memory_limit_mb:.0f} MiB memory limit while {doing} and the kernel "
-                "stopped it; use less memory (smaller batches inside predict) or raise --memory-limit"
+                f"{name}: used more memory than allowed while {doing}, over the {self.limits.memory_limit_mb:.0f} MiB limit "
+                "(the kernel stopped it); use less memory (smaller batches inside predict) or raise --memory-limit"
             )
         code = self._process.returncode if self._process is not None else None
         note = ""
@@ -379,6 +381,8 @@ class SandboxedForecaster:
             raise self._died(doing) from exc
         except wire.WireError as exc:
             raise self._protocol_error(str(exc), doing) from exc
+        if self.group is not None and self.group.oom_kills() > 0:
+            raise self._died(doing)  # a process of the run went over the memory limit, even if the model survived
         status = header.get("status")
         if status == "violation":
             self._kill()
@@ -443,6 +447,13 @@ def _text(value: object, limit: int, keep_lines: bool = False) -> str:
     text = value if isinstance(value, str) else repr(value)
     kept = "\n\t" if keep_lines else ""
     return "".join(c if c.isprintable() or c in kept else " " for c in text[:limit])
+
+
+def _process_or_none(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def _make_removable(function, path, _exc_info) -> None:

@@ -32,11 +32,11 @@ SPAWN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "o
 MAX_TEXT = 2000
 MAX_TRACE = 20000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-# System files a Python process (and PyTorch) reads; directories are read recursively.
+# System files a Python process (and PyTorch, CUDA) reads; directories are read recursively. /sys holds
+# no harness data and CUDA/NVML read widely in it (PCI devices, NUMA nodes, CPU topology).
 SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
                "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf", "/etc/passwd",
-               "/etc/group", "/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/fs/cgroup",
-               "/dev/urandom", "/dev/random")
+               "/etc/group", "/sys", "/dev/urandom", "/dev/random")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full")
 
 

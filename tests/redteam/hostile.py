@@ -96,3 +96,21 @@ def unchanged(prepared, wb2_store, tmp_path):
         return check
 
     return start
+
+
+def sandbox_processes(timeout: float = 5.0) -> list[str]:
+    """Command lines of sandbox workers still alive after ``timeout`` s (a killed one may take a moment to vanish)."""
+    import time
+
+    import psutil
+
+    end = time.monotonic() + timeout
+    while True:
+        alive = []
+        for proc in psutil.process_iter(["cmdline", "status"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if "bench.sandbox_worker" in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(f"{proc.pid}: {cmdline}")
+        if not alive or time.monotonic() > end:
+            return alive
+        time.sleep(0.1)

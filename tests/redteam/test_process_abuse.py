@@ -10,7 +10,7 @@ import pytest
 
 from bench.errors import SubmissionError
 from bench.evaluate import evaluate
-from hostile import T2M, hostile, hostile_model, requires_kernel_sandbox, settings_for, unchanged  # noqa: F401 (fixtures)
+from hostile import sandbox_processes, T2M, hostile, hostile_model, requires_kernel_sandbox, settings_for, unchanged  # noqa: F401 (fixtures)
 
 MARKER = "31337"
 
@@ -24,6 +24,7 @@ def sleepers() -> list[psutil.Process]:
     return found
 
 
+@requires_kernel_sandbox
 def test_a_daemon_started_by_the_model_dies_with_the_run(hostile, prepared, tmp_path, unchanged):
     code = f'''
 import os
@@ -60,7 +61,7 @@ except OSError:
     with pytest.raises(SubmissionError, match="capped after"):
         evaluate(submission, T2M, settings_for(prepared, time_limit_s=30, max_processes=64), tmp_path / "results")
     assert time.monotonic() - started < 60
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "bench.sandbox_worker" in " ".join(p.info["cmdline"] or [])]
+    assert not sandbox_processes()
     check()
 
 
@@ -73,7 +74,7 @@ for pid in ({harness}, {os.getppid()}):
     try:
         os.kill(pid, 0)
         seen = open(f"/proc/{{pid}}/cmdline", "rb").read()
-        if b"pytest" in seen or b"bench" in seen:
+        if b"pytest" in seen:
             raise RuntimeError(f"SEES-HARNESS {{pid}}")
     except (ProcessLookupError, PermissionError, FileNotFoundError):
         pass
@@ -109,4 +110,4 @@ atexit.register(lambda: time.sleep(600))
     evaluate(submission, T2M, settings_for(prepared), tmp_path / "results")
     assert time.monotonic() - started < 40
     check()
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "bench.sandbox_worker" in " ".join(p.info["cmdline"] or [])]
+    assert not sandbox_processes()
