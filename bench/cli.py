@@ -26,7 +26,8 @@ def _fail(exc: BaseException, debug: bool) -> None:
         if details and debug:
             click.echo(details, err=True)
     else:
-        click.echo(f"error: unexpected {name}: {exc} (run `bench --debug ...` for the traceback)", err=True)
+        message = " ".join(str(exc).split())[:500]
+        click.echo(f"error: unexpected {name}: {message} (run `bench --debug ...` for the traceback)", err=True)
     sys.exit(2)
 
 
@@ -44,7 +45,7 @@ def run_options(func):
     """Options shared by commands that run a submission."""
     options = [
         click.option("--data", default=None, help="Prepared dir, WB2 store (path or gs://), or 'sample' (default: $BENCH_DATA or sample)."),
-        click.option("--batch-size", default=64, show_default=True, help="Init times per batch."),
+        click.option("--batch-size", default=64, show_default=True, help="Init times read and scored together (a code submission still gets one at a time, in time order)."),
         click.option("--time-limit", default=3600.0, show_default=True, help="Seconds a code submission may run."),
         click.option("--memory-limit", default=8192.0, show_default=True, help="MiB a code submission may use."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
@@ -133,7 +134,7 @@ def handle_errors(func):
     def wrapper(ctx: click.Context, *args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (BenchError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # every failure is one line; --debug shows the traceback
             _fail(exc, ctx.obj.get("debug", False) if ctx.obj else False)
 
     return wrapper

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from bench.dataset import default_cache_dir
 from bench.embedded_sample import SAMPLE_FILE, SAMPLE_NAME, prepared_sample_dir
-from bench.prepare import prepare
+from bench.errors import DataError
+from bench.prepare import PreparedManifest, prepare
 
 DATA_ENV = "BENCH_DATA"
 
@@ -20,6 +21,14 @@ DATA_ENV = "BENCH_DATA"
 def default_data() -> str:
     """``$BENCH_DATA`` if set, else the embedded sample."""
     return os.environ.get(DATA_ENV, SAMPLE_NAME)
+
+
+def _has_integrity(target: Path) -> bool:
+    """True for a cached prepared directory written by a harness that records integrity digests."""
+    try:
+        return PreparedManifest.read(target / "manifest.json").integrity is not None
+    except (DataError, OSError):
+        return False
 
 
 def resolve_data(data: str | None, progress: bool = True) -> Path:
@@ -35,7 +44,7 @@ def resolve_data(data: str | None, progress: bool = True) -> Path:
         source = data if "://" in data else str(path.resolve())
         target = default_cache_dir() / f"prepared-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
         label = source
-    if not (target / "manifest.json").is_file():
+    if not _has_integrity(target):
         print(f"preparing {label} into {target} (once)", file=sys.stderr)
         prepare(source, target, progress=progress)
     elif data == SAMPLE_NAME:

@@ -57,8 +57,20 @@ class TargetAccessError(SubmissionError):
     """A code submission tried to read the evaluation data (the test targets)."""
 
 
+class SubmissionProtocolError(SubmissionError):
+    """A code submission's process sent something other than a valid answer (bad frame, dtype, header)."""
+
+
+class SandboxError(SubmissionError):
+    """The sandbox cannot run this submission safely here (e.g. the data lies inside a readable path)."""
+
+
 class PredictionsFileError(SubmissionError):
     """A predictions file is not in the WeatherBench2 forecast layout the task needs."""
+
+
+class DataIntegrityError(DataError):
+    """A prepared data directory no longer matches its fingerprint (changed after preparation)."""
 
 
 class ResultsError(BenchError):

@@ -13,21 +13,29 @@ import pandas as pd
 from tqdm import tqdm
 
 from bench.dataset import PreparedData, climatology_for, valid_times
-from bench.errors import PredictionsFileError, SubmissionError
+from bench.errors import OutputShapeError, PredictionsFileError, SubmissionError
 from bench.forecasts import ForecastWriter, PredictionsFile
 from bench.output_checks import check_forecast
+from bench.prepare import verify_prepared
 from bench.provenance import provenance
 from bench.results import Results, write_results
 from bench.sandbox import SandboxedForecaster, SandboxLimits
 from bench.scoring import ScoreAccumulator
-from bench.submission import Submission, SubmissionContext, load_submission, make_batch
+from bench.submission import Submission, SubmissionContext, confined_path, load_submission
 from bench.task import TaskSpec, load_task
 from bench.training_record import card_training, training_record
 
 
+NO_CODE_RUN = "none: no code run (predictions file)"
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluationSettings:
-    """How to run an evaluation: data directory, batch size, limits, split."""
+    """How to run an evaluation: data directory, scoring chunk size, limits, split.
+
+    ``batch_size`` init times are read and scored together; a code submission still gets them one
+    at a time, in time order (no sample ever sees another's future).
+    """
 
     data_dir: Path
     batch_size: int = 64
@@ -51,14 +59,22 @@ def blocked_paths(data: PreparedData) -> list[Path]:
 
 
 @contextmanager
-def open_code_submission(submission: Submission, task: TaskSpec, data: PreparedData, limits: SandboxLimits):
-    """A running, isolated code submission for ``task``."""
-    context = SubmissionContext(task=task, stats=data.stats, submission_dir=submission.root, climatology_path=data.climatology_path)
-    forecaster = SandboxedForecaster(submission, context, blocked_paths(data), limits)
+def open_code_submission(submission: Submission, task: TaskSpec, data: PreparedData, limits: SandboxLimits, ensemble: bool = False):
+    """A running, isolated code submission for ``task``; the harness reads the climatology for it."""
+    context = SubmissionContext(task=task, stats=data.stats, submission_dir=submission.root, _climatology=data.climatology)
+    forecaster = SandboxedForecaster(submission, context, blocked_paths(data), limits, ensemble)
     try:
         yield forecaster
     finally:
         forecaster.close()
+
+
+def join_forecasts(forecasts: list[np.ndarray], source: str) -> np.ndarray:
+    """One array from per-init forecasts; an ensemble must keep its number of members."""
+    sizes = {f.shape for f in forecasts}
+    if len(sizes) > 1:
+        raise OutputShapeError(f"{source}: forecasts change shape between init times ({sorted(sizes)}); keep one ensemble size")
+    return np.concatenate(forecasts, axis=0)
 
 
 class ForecastStream:
@@ -69,6 +85,7 @@ class ForecastStream:
         self.ensemble = submission.manifest.track == "probabilistic"
         self.parameters = submission.manifest.parameters
         self.hardware: dict = {}
+        self.isolation = NO_CODE_RUN
 
     def _check_predictions_file(self, predictions: PredictionsFile, init_times: pd.DatetimeIndex) -> None:
         name = self.submission.name
@@ -107,20 +124,27 @@ class ForecastStream:
         bar = tqdm(total=len(init_times), desc=f"{self.submission.name}", unit="init", disable=not self.settings.progress)
         if manifest.kind == "predictions":
             raw = str(manifest.predictions[self.task.name])
-            path = raw if "://" in raw or Path(raw).is_absolute() else self.submission.root / raw
+            path = confined_path(self.submission.root, raw)
+            if path is None:
+                raise PredictionsFileError(f"{self.submission.name}: predictions file {raw[:200]!r} must be a path inside the submission directory")
             predictions = PredictionsFile(path, self.task)
             self._check_predictions_file(predictions, init_times)
             for batch in _batches(init_times, self.settings.batch_size):
                 yield batch, check_forecast(predictions.forecast(batch), self.task, len(batch), self.ensemble, source)
                 bar.update(len(batch))
         else:
-            with open_code_submission(self.submission, self.task, self.data, self.settings.limits) as model:
+            with open_code_submission(self.submission, self.task, self.data, self.settings.limits, self.ensemble) as model:
                 self.parameters = model.parameters if model.parameters is not None else manifest.parameters
                 self.hardware = model.hardware
+                self.isolation = model.isolation
                 for batch in _batches(init_times, self.settings.batch_size):
                     inputs = self.data.inputs(batch)
-                    output = model.predict(inputs, make_batch(self.task, batch))
-                    yield batch, check_forecast(output, self.task, len(batch), self.ensemble, source)
+                    # Strictly causal: init i's inputs go out only after init i-1 is answered (nothing later is seen).
+                    forecasts = [
+                        check_forecast(model.predict(inputs[i : i + 1], batch.values[i : i + 1]), self.task, 1, self.ensemble, source)
+                        for i in range(len(batch))
+                    ]
+                    yield batch, join_forecasts(forecasts, source)
                     bar.update(len(batch))
         bar.close()
 
@@ -129,6 +153,7 @@ def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) 
     """Score a submission on one task; nothing is written."""
     started = time.perf_counter()
     data = PreparedData(settings.data_dir, task)
+    verify_prepared(data.root)
     init_times = data.init_times(settings.split)
     if len(init_times) == 0:
         raise SubmissionError(f"the data in {settings.data_dir} has no complete {settings.split} windows")
@@ -152,7 +177,7 @@ def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) 
               "first_init_time": str(init_times[0]), "last_init_time": str(init_times[-1])},
         metrics=accumulator.metric_table(),
         error_maps=accumulator.error_maps(),
-        provenance=provenance(time.perf_counter() - started, stream.hardware),
+        provenance=provenance(time.perf_counter() - started, stream.hardware, stream.isolation),
         training=training,
     )
 
@@ -171,6 +196,7 @@ def predict(submission_dir: Path | str, task_name: str, settings: EvaluationSett
         raise SubmissionError(f"{submission.name} is a predictions submission; bench predict runs code submissions")
     task = load_task(task_name)
     data = PreparedData(settings.data_dir, task)
+    verify_prepared(data.root)
     init_times = data.init_times(settings.split)
     stream = ForecastStream(submission, task, data, settings)
     writer = ForecastWriter(Path(out), task)

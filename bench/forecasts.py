@@ -16,7 +16,6 @@ import xarray as xr
 
 from bench.errors import PredictionsFileError
 from bench.metrics import ENSEMBLE_DIM
-from bench.store import open_store
 from bench.task import ChannelSpec, TaskSpec
 
 INIT_DIM, LEAD_DIM = "init_time", "lead_time"
@@ -67,37 +66,89 @@ def forecast_channel(ds: xr.Dataset, channel: ChannelSpec, source: str = "foreca
     return field.transpose(*order)
 
 
+MAX_MEMBERS = 100
+MAX_DIM_LENGTH = 1_000_000
+MAX_CHUNK_BYTES = 256 * 2**20
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception from zarr, netCDF, xarray or pandas as one short line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def _declared_arrays(path: Path) -> list[tuple[str, tuple[int, ...], tuple[int, ...] | None, int]]:
+    """(name, shape, chunk shape or None, item size) of every array a forecast file declares, from metadata only."""
+    if path.is_dir():
+        import zarr
+
+        group = zarr.open_group(str(path), mode="r")
+        return [(name, tuple(a.shape), tuple(a.chunks), a.dtype.itemsize) for name, a in group.arrays()]
+    import netCDF4
+
+    with netCDF4.Dataset(str(path)) as nc:
+        found = []
+        for name, var in nc.variables.items():
+            chunking = var.chunking()
+            chunks = None if chunking == "contiguous" or chunking is None else tuple(chunking)
+            found.append((name, tuple(var.shape), chunks, var.dtype.itemsize if hasattr(var.dtype, "itemsize") else 8))
+        return found
+
+
+def check_declared_sizes(path: Path) -> None:
+    """Refuse a file whose dimensions or chunks are too large to read safely, before reading any data."""
+    try:
+        arrays = _declared_arrays(Path(path))
+    except Exception as exc:
+        raise PredictionsFileError(f"cannot open predictions {path}: {_one_line(exc)}") from exc
+    for name, shape, chunks, itemsize in arrays:
+        if any(n > MAX_DIM_LENGTH for n in shape):
+            raise PredictionsFileError(f"predictions {path}: {name} declares shape {shape}; no dimension may exceed {MAX_DIM_LENGTH}")
+        if chunks is not None and int(np.prod(chunks, dtype=np.float64)) * itemsize > MAX_CHUNK_BYTES:
+            raise PredictionsFileError(
+                f"predictions {path}: {name} has chunks {chunks} ({np.prod(chunks, dtype=np.float64) * itemsize / 2**20:.0f} MiB "
+                f"each, over {MAX_CHUNK_BYTES // 2**20} MiB); write it with one chunk per init time (bench predict does)"
+            )
+
+
 class PredictionsFile:
-    """A forecast file opened for scoring one task; ``forecast`` reads one batch at a time."""
+    """A forecast file opened for scoring one task; ``forecast`` reads one batch at a time.
+
+    Only the task's leads and the requested init times are read, whatever else the file declares.
+    """
 
     def __init__(self, path: str | Path, task: TaskSpec):
         self.source = str(path)
         self.task = task
-        if "://" not in self.source and not Path(path).exists():
+        if not Path(path).exists():
             raise PredictionsFileError(
                 f"predictions file {path} does not exist; write it (bench predict CODE_DIR --task {task.name} "
                 f"--out {path}) or fix the path under predictions: in submission.yaml"
             )
+        check_declared_sizes(Path(path))
         try:
-            raw = open_store(path)
+            # No dask: lazily indexed arrays read just the selected chunks, however many the file declares.
+            raw = xr.open_zarr(path, chunks=None, consolidated=None) if Path(path).is_dir() else xr.open_dataset(path, chunks=None)
+            self.dataset = canonical_forecast(raw, self.source)
+            self.fields = [forecast_channel(self.dataset, c, self.source) for c in task.channels]
+            self.init_index = pd.DatetimeIndex(self.dataset[INIT_DIM].values)
+            leads = pd.TimedeltaIndex(self.dataset[LEAD_DIM].values)
+        except PredictionsFileError:
+            raise
         except Exception as exc:
-            raise PredictionsFileError(f"cannot open predictions {path}: {exc}") from exc
-        self.dataset = canonical_forecast(raw, self.source)
-        self.fields = [forecast_channel(self.dataset, c, self.source) for c in task.channels]
-        self.init_index = pd.DatetimeIndex(self.dataset[INIT_DIM].values)
+            raise PredictionsFileError(f"cannot read predictions {path}: {_one_line(exc)}") from exc
         self.ensemble = ENSEMBLE_DIM in self.fields[0].dims
-        leads = pd.TimedeltaIndex(self.dataset[LEAD_DIM].values)
+        if self.ensemble and not 1 <= self.fields[0].sizes[ENSEMBLE_DIM] <= MAX_MEMBERS:
+            raise PredictionsFileError(f"predictions {path}: {self.fields[0].sizes[ENSEMBLE_DIM]} ensemble members; at most {MAX_MEMBERS}")
         self.lead_positions = leads.get_indexer(pd.to_timedelta(task.target_offsets()))
 
     def forecast(self, init_times: pd.DatetimeIndex) -> np.ndarray:
         """Forecasts for ``init_times``: (batch, [members,] leads, channel, lat, lon)."""
         positions = self.init_index.get_indexer(init_times)
-        lo, hi = positions.min(), positions.max() + 1
         lead_axis = 2 if self.ensemble else 1
-        arrays = []
-        for field in self.fields:
-            block = field.isel({INIT_DIM: slice(lo, hi)}).values[positions - lo]
-            arrays.append(np.take(block, self.lead_positions, axis=lead_axis))
+        try:
+            arrays = [field.isel({INIT_DIM: positions, LEAD_DIM: self.lead_positions}).values for field in self.fields]
+        except Exception as exc:
+            raise PredictionsFileError(f"cannot read predictions {self.source}: {_one_line(exc)}") from exc
         return np.stack(arrays, axis=lead_axis + 1)
 
 

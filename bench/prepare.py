@@ -19,7 +19,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from bench.climatology import compute_climatology
-from bench.errors import DataError
+from bench.errors import DataError, DataIntegrityError
 from bench.normalization import ChannelStats, NormStats
 from bench.store import open_store
 from bench.task import ChannelSpec, TaskSpec, load_task, task_names
@@ -42,13 +42,22 @@ class PreparedManifest:
     gaps: list[list[str]]
     task_fingerprints: dict[str, str]
     data_fingerprint: str
+    # sha256 of stats.json and of the climatology arrays; None in directories prepared before they existed.
+    integrity: dict[str, str] | None = None
 
     @classmethod
     def read(cls, path: Path) -> "PreparedManifest":
-        raw = json.loads(Path(path).read_text())
-        if raw.get("schema") != MANIFEST_SCHEMA:
-            raise DataError(f"{path} has schema {raw.get('schema')!r}, expected {MANIFEST_SCHEMA}; re-run bench data prepare")
-        return cls(**raw)
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path} is not readable JSON ({type(exc).__name__}); re-run bench data prepare") from exc
+        if not isinstance(raw, dict) or raw.get("schema") != MANIFEST_SCHEMA:
+            schema = raw.get("schema") if isinstance(raw, dict) else None
+            raise DataError(f"{path} has schema {schema!r}, expected {MANIFEST_SCHEMA}; re-run bench data prepare")
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise DataError(f"{path} has unexpected fields ({exc}); re-run bench data prepare") from exc
 
 
 def select_channel(ds: xr.Dataset, channel: ChannelSpec) -> xr.DataArray:
@@ -140,6 +149,44 @@ def _fingerprint(data: xr.Dataset, channels: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _array_digest(ds: xr.Dataset) -> str:
+    """sha256 of every variable's float32 values, variables in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(ds.data_vars):
+        digest.update(key.encode() + b"\0" + str(ds[key].shape).encode())
+        digest.update(np.ascontiguousarray(ds[key].values, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def integrity_digests(root: Path) -> dict[str, str]:
+    """Digests of the prepared files the fingerprint does not cover (statistics, climatology)."""
+    return {
+        "stats.json": hashlib.sha256((root / "stats.json").read_bytes()).hexdigest()[:16],
+        "climatology.zarr": _array_digest(xr.open_zarr(root / "climatology.zarr")),
+    }
+
+
+def verify_prepared(root: Path) -> None:
+    """Refuse a prepared directory whose data, statistics or climatology changed since it was prepared."""
+    root = Path(root)
+    manifest = PreparedManifest.read(root / "manifest.json")
+    fix = f"re-run: bench data prepare --source {manifest.source} --out {root}"
+    if not isinstance(manifest.integrity, dict):
+        raise DataIntegrityError(f"{root} was prepared by an older harness, without integrity digests; {fix}")
+    try:
+        data = xr.open_zarr(root / "data.zarr")
+        found = {"data": _fingerprint(data, list(manifest.channels)), **integrity_digests(root)}
+    except Exception as exc:  # any damage to the stores reads as tampering, by name
+        raise DataIntegrityError(f"{root} cannot be read back in full ({type(exc).__name__}); it changed after preparation; {fix}") from exc
+    expected = {"data": manifest.data_fingerprint, **manifest.integrity}
+    changed = [name for name in expected if found.get(name) != expected[name]]
+    if changed:
+        raise DataIntegrityError(
+            f"{root}: {', '.join(changed)} no longer match the fingerprints in manifest.json (changed after preparation); "
+            f"nothing was scored; {fix}"
+        )
+
+
 def prepare(source: str, out: Path, tasks: list[str] | None = None, progress: bool = True) -> PreparedManifest:
     """Write a prepared data directory for ``tasks`` from ``source``; atomic (temp dir, rename)."""
     ds = open_store(source)
@@ -199,6 +246,7 @@ def prepare(source: str, out: Path, tasks: list[str] | None = None, progress: bo
             gaps=gaps,
             task_fingerprints={s.name: s.fingerprint for s in specs},
             data_fingerprint=_fingerprint(written, keys),
+            integrity=integrity_digests(tmp),
         )
         (tmp / "manifest.json").write_text(json.dumps(dataclasses.asdict(manifest), indent=2))
         if out.exists():

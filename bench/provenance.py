@@ -45,7 +45,8 @@ def hardware() -> dict:
     }
 
 
-def provenance(wall_time_s: float, extra_hardware: dict | None = None) -> dict:
+def provenance(wall_time_s: float, extra_hardware: dict | None = None, isolation: str | None = None) -> dict:
+    """Where a result came from; ``isolation`` says what confined the model (see bench.sandbox)."""
     commit, dirty = git_state()
     return {
         "git_commit": commit,
@@ -54,4 +55,5 @@ def provenance(wall_time_s: float, extra_hardware: dict | None = None) -> dict:
         "hardware": {**hardware(), **(extra_hardware or {})},
         "wall_time_s": round(wall_time_s, 2),
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "isolation": isolation,
     }

@@ -71,7 +71,69 @@ class Submission:
         return self.manifest.name
 
 
-def _problems(raw: dict) -> list[str]:
+MAX_MANIFEST_BYTES = 64 * 1024
+MAX_TEXT = {"description": 5000, "license": 100, "code_url": 500, "paper_url": 500}
+MAX_AUTHORS, MAX_NAME_TEXT = 100, 200
+MAX_PARAMETERS = 10**13
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases: a 'billion laughs' manifest is refused, not expanded."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in submission.yaml", event.start_mark)
+        node = super().compose_node(parent, index)
+        if getattr(node, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors (&name) are not allowed in submission.yaml", node.start_mark)
+        return node
+
+
+def parse_manifest(path: Path) -> Any:
+    """The YAML of ``path``: at most MAX_MANIFEST_BYTES, no aliases; SubmissionError naming the problem."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise SubmissionError(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise SubmissionError(f"{path} is over {MAX_MANIFEST_BYTES // 1024} KiB; a model card is a few lines")
+    try:
+        return yaml.load(data.decode("utf-8"), Loader=NoAliasLoader)  # noqa: S506 - a safe loader without aliases
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path} is not UTF-8 text") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        problem = " ".join(str(exc).split())[:300] if isinstance(exc, yaml.YAMLError) else "nested too deeply"
+        raise SubmissionError(f"{path} is not valid YAML: {problem}") from exc
+
+
+def confined_path(root: Path, relative: str) -> Path | None:
+    """``root / relative`` when it stays inside ``root`` (no absolute path, URL, '..' or escaping link), else None."""
+    if not relative or "://" in relative or "\0" in relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
+        return None
+    root = Path(root).resolve()
+    path = (root / relative).resolve()
+    return path if path == root or root in path.parents else None
+
+
+def _text_problems(raw: dict) -> list[str]:
+    """Type and size checks of the free-text fields."""
+    problems = []
+    for key, limit in MAX_TEXT.items():
+        value = raw.get(key)
+        if value is None or (key in ("description", "license") and value == ""):
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{key} must be text, not {type(value).__name__}")
+        elif len(value) > limit:
+            problems.append(f"{key} is {len(value)} characters long; keep it under {limit}")
+        elif key.endswith("_url") and not re.fullmatch(r"https?://[^\s<>\"']+", value):
+            problems.append(f"{key} must be an http(s) address")
+    return problems
+
+
+def _problems(raw: dict, root: Path | None = None) -> list[str]:
     """Every problem of a raw manifest, each with its fix."""
     problems = []
     for key in REQUIRED_FIELDS:
@@ -79,43 +141,64 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"missing field {key!r}: add it to {MANIFEST_FILE}")
     known = REQUIRED_FIELDS + OPTIONAL_FIELDS
     for key in raw:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
+        if not isinstance(key, str):
+            problems.append(f"field names must be text, not {type(key).__name__}")
+        elif key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(known)}"
-            problems.append(f"unknown field {key!r}{hint}")
+            problems.append(f"unknown field {key[:80]!r}{hint}")
     name = raw.get("name")
-    if name is not None and not (isinstance(name, str) and NAME_PATTERN.match(name)):
-        problems.append(f"name {name!r} must be 2-64 lowercase letters, digits, '-' or '_'")
-    if raw.get("kind") is not None and raw.get("kind") not in KINDS:
-        problems.append(f"kind {raw.get('kind')!r} is not one of {KINDS}")
-    if raw.get("track") is not None and raw.get("track") not in TRACKS:
-        problems.append(f"track {raw.get('track')!r} is not one of {TRACKS}")
+    if name is not None and not (isinstance(name, str) and NAME_PATTERN.fullmatch(name)):
+        problems.append(f"name {str(name)[:80]!r} must be 2-64 lowercase letters, digits, '-' or '_'")
+    kind, track = raw.get("kind"), raw.get("track")
+    if kind is not None and not (isinstance(kind, str) and kind in KINDS):
+        problems.append(f"kind {str(kind)[:80]!r} is not one of {KINDS}")
+    if track is not None and not (isinstance(track, str) and track in TRACKS):
+        problems.append(f"track {str(track)[:80]!r} is not one of {TRACKS}")
     tasks = raw.get("tasks")
     if tasks is not None:
         if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
             problems.append("tasks must be a list of task names")
         else:
-            problems += [f"unknown task {t!r}; tasks are {', '.join(task_names())}" for t in tasks if t not in task_names()]
+            problems += [f"unknown task {t[:80]!r}; tasks are {', '.join(task_names())}" for t in tasks if t not in task_names()]
+            if len(set(tasks)) != len(tasks):
+                problems.append("tasks lists a task twice")
     authors = raw.get("authors")
-    if authors is not None and not (isinstance(authors, list) and all(isinstance(a, str) for a in authors)):
-        problems.append("authors must be a list of names")
-    if raw.get("kind") == "code" and not re.match(r"^[\w./-]+\.py:\w+$", str(raw.get("entry_point", ""))):
-        problems.append("a code submission needs entry_point: FILE.py:FUNCTION (e.g. model.py:build_model)")
-    if raw.get("kind") == "predictions":
+    if authors is not None and not (
+        isinstance(authors, list) and 0 < len(authors) <= MAX_AUTHORS
+        and all(isinstance(a, str) and 0 < len(a) <= MAX_NAME_TEXT for a in authors)
+    ):
+        problems.append(f"authors must be a list of names (at most {MAX_AUTHORS}, each under {MAX_NAME_TEXT} characters)")
+    problems += _text_problems(raw)
+    entry_point = raw.get("entry_point")
+    if kind == "code":
+        if not (isinstance(entry_point, str) and re.fullmatch(r"[\w./-]+\.py:\w+", entry_point)):
+            problems.append("a code submission needs entry_point: FILE.py:FUNCTION (e.g. model.py:build_model)")
+        elif root is not None and confined_path(root, entry_point.split(":")[0]) is None:
+            problems.append(f"entry_point {entry_point!r} must name a file inside the submission directory")
+    if kind == "predictions":
         predictions = raw.get("predictions")
         if not isinstance(predictions, dict) or not predictions:
             problems.append("a predictions submission needs predictions: {TASK_NAME: PATH} (zarr or netCDF)")
-        elif isinstance(tasks, list):
-            problems += [f"predictions has no file for task {t!r}" for t in tasks if t not in predictions]
+        else:
+            for task_name, file_name in predictions.items():
+                if not isinstance(task_name, str) or not isinstance(file_name, str):
+                    problems.append("predictions must map task names to file names (text)")
+                elif root is not None and confined_path(root, file_name) is None:
+                    problems.append(f"predictions file {file_name[:200]!r} must be a path inside the submission directory")
+            if isinstance(tasks, list):
+                problems += [f"predictions has no file for task {t!r}" for t in tasks if isinstance(t, str) and t not in predictions]
     parameters = raw.get("parameters")
-    if parameters is not None and not (isinstance(parameters, int) and parameters >= 0):
+    if parameters is not None and not (type(parameters) is int and 0 <= parameters < MAX_PARAMETERS):
         problems.append("parameters must be a non-negative integer")
     training = raw.get("training")
     if training is not None:
         if not isinstance(training, dict):
             problems.append(f"training must be a mapping with {TRAINING_FIELDS}")
         else:
-            problems += [f"unknown training field {k!r}; allowed: {TRAINING_FIELDS}" for k in training if k not in TRAINING_FIELDS]
+            problems += [f"unknown training field {str(k)[:80]!r}; allowed: {TRAINING_FIELDS}" for k in training if k not in TRAINING_FIELDS]
+            if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) and len(str(v)) <= 500 for v in training.values()):
+                problems.append("training values must be short text")
     return problems
 
 
@@ -127,13 +210,10 @@ def read_manifest(root: Path) -> tuple[dict, list[str]]:
         raise SubmissionError(f"{root} is not a directory; a submission is a directory with {MANIFEST_FILE}")
     if not path.is_file():
         raise SubmissionError(f"{root} has no {MANIFEST_FILE}; see submissions/README.md for its fields")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SubmissionError(f"{path} is not valid YAML: {exc}") from exc
+    raw = parse_manifest(path)
     if not isinstance(raw, dict):
         raise SubmissionError(f"{path} must be a mapping of fields")
-    return raw, _problems(raw)
+    return raw, _problems(raw, root)
 
 
 def registered_names(folder: Path) -> dict[str, list[Path]]:
@@ -141,8 +221,8 @@ def registered_names(folder: Path) -> dict[str, list[Path]]:
     names: dict[str, list[Path]] = {}
     for path in sorted(Path(folder).glob(f"*/{MANIFEST_FILE}")):
         try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            raw = parse_manifest(path)
+        except SubmissionError:
             continue
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
             names.setdefault(raw["name"], []).append(path.parent.resolve())

@@ -12,7 +12,7 @@ from bench.dataset import PreparedData
 from bench.errors import BenchError
 from bench.evaluate import EvaluationSettings, ForecastStream
 from bench.provenance import PROJECT_ROOT
-from bench.submission import MANIFEST_FILE, load_submission, name_problems, read_manifest
+from bench.submission import MANIFEST_FILE, confined_path, load_submission, name_problems, read_manifest
 from bench.task import load_task
 
 
@@ -34,9 +34,10 @@ def predictions_file_problems(raw: dict, root: Path) -> list[str]:
     problems = []
     predictions = raw.get("predictions") if raw.get("kind") == "predictions" else None
     for task_name, file_name in (predictions or {}).items():
-        path = Path(str(file_name))
-        path = path if path.is_absolute() else root / path
-        if "://" not in str(file_name) and not path.exists():
+        path = confined_path(root, str(file_name))
+        if path is None:
+            continue  # reported by the manifest checks
+        if not path.exists():
             problems.append(
                 f"predictions file {path} for {task_name} does not exist; write it (e.g. bench predict CODE_DIR "
                 f"--task {task_name} --out {path}) or fix predictions: in {MANIFEST_FILE}"

@@ -50,7 +50,7 @@ def test_climatology_and_multivar_tasks_evaluate(prepared, tmp_path):
 
 
 BAD_MODELS = {
-    "wrong shape": ("return inputs[:, :3]", "OutputShapeError", "expected (16, 4, 1, 32, 64)"),
+    "wrong shape": ("return inputs[:, :3]", "OutputShapeError", "expected (1, 4, 1, 32, 64)"),
     "nan": ("out = inputs[:, -4:].copy(); out[0, 0, 0, 0, 0] = float('nan'); return out", "NonFiniteOutputError", "1 NaN/inf values"),
     "exception": ("raise RuntimeError('boom in predict')", "SubmissionCrashedError", "RuntimeError while predicting: boom in predict"),
 }

@@ -2,6 +2,7 @@
 forecasts in WB2's layout, and evaluating that file matches evaluating the code."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,12 @@ TASKS = ["era5-64x32-12to4-t2m", "era5-64x32-12to4-multivar"]
 
 
 def predictions_copy(root: Path, task_name: str, forecasts: Path) -> Path:
-    """The example predictions submission, renamed (names are unique) and pointed at ``forecasts``."""
+    """The example predictions submission, renamed (names are unique), with ``forecasts`` moved inside it."""
     manifest = yaml.safe_load((EXAMPLE_PREDICTIONS / "submission.yaml").read_text())
-    manifest.update(name="roundtrip-predictions", tasks=[task_name], predictions={task_name: str(forecasts)})
+    manifest.update(name="roundtrip-predictions", tasks=[task_name], predictions={task_name: "forecasts.zarr"})
     root.mkdir()
+    if forecasts.exists():
+        shutil.move(forecasts, root / "forecasts.zarr")
     (root / "submission.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return root
 

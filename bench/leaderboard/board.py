@@ -7,6 +7,7 @@ results named ``persistence`` and ``climatology`` on the same board.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -166,6 +167,53 @@ def check_displayable(results: Results, source: str) -> None:
         raise ResultsError(f"{source}: every error_maps item must be an object")
 
 
+NON_NEGATIVE = {"rmse", "mae", "crps", "spread"}
+MAX_ABS_VALUE = 1e9
+
+
+def _number_problem(value: object, low: float, high: float) -> str | None:
+    """Why ``value`` cannot be shown (not a finite number in [low, high]), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    if not low <= value <= high:
+        return f"{value!r} is outside {low:g}..{high:g}"
+    return None
+
+
+def check_values(results: Results, source: str) -> None:
+    """Refuse out-of-range numbers (negative RMSE, ACC beyond 1, absurd magnitudes) instead of drawing them."""
+    for channel, spaces in results.metrics.items():
+        for space, metrics in spaces.items():
+            for name, values in metrics.items():
+                low = 0.0 if name in NON_NEGATIVE else -1.0 - 1e-6 if name == "acc" else -MAX_ABS_VALUE
+                high = 1.0 + 1e-6 if name == "acc" else MAX_ABS_VALUE
+                for value in values:
+                    problem = _number_problem(value, low, high)
+                    if problem:
+                        raise ResultsError(f"{source}: metrics.{channel}.{space}.{name}: {problem}")
+    for hour in results.task["lead_hours"]:
+        problem = _number_problem(hour, 0, 24 * 366)
+        if problem:
+            raise ResultsError(f"{source}: task.lead_hours: {problem}")
+    for key, low, high in (("n_init_times", 0, 10**7),):
+        problem = _number_problem(results.data.get(key), low, high)
+        if problem:
+            raise ResultsError(f"{source}: data.{key}: {problem}")
+    parameters = results.submission.get("parameters")
+    if parameters is not None and (type(parameters) is not int or not 0 <= parameters < 10**13):
+        raise ResultsError(f"{source}: submission.parameters: {parameters!r} is not a parameter count")
+    for channel, error_map in results.error_maps.items():
+        rows = error_map.get("rmse")
+        if isinstance(rows, list):
+            for row in rows:
+                for value in row if isinstance(row, list) else [row]:
+                    problem = _number_problem(value, 0.0, MAX_ABS_VALUE)
+                    if problem:
+                        raise ResultsError(f"{source}: error_maps.{channel}: {problem}")
+
+
 def read_entry(path: Path, results_dir: Path) -> Entry:
     """Read one results file for the site; raise ResultsError saying why it cannot be shown."""
     try:
@@ -173,6 +221,7 @@ def read_entry(path: Path, results_dir: Path) -> Entry:
     except (AttributeError, TypeError, ValueError) as exc:
         raise ResultsError(f"{path}: not in the results schema ({exc})") from exc
     check_displayable(results, str(path))
+    check_values(results, str(path))
     return Entry(results=results, path=path, source=path.relative_to(results_dir))
 
 

@@ -184,7 +184,8 @@ def provenance_sections(board: Board, entry: Entry) -> list[tuple[str, list[tupl
                   ("First → last", f"{text(data.get('first_init_time'))} → {text(data.get('last_init_time'))}"),
                   ("Data fingerprint", text(data.get("fingerprint")))]),
         ("Code", [("Git commit", commit), ("Harness version", text(run.get("harness_version")))]),
-        ("Run", hardware_rows + [("Wall time", format_duration(run.get("wall_time_s"))),
+        ("Run", hardware_rows + [("Isolation", isolation_text(entry)),
+                                 ("Wall time", format_duration(run.get("wall_time_s"))),
                                  ("Evaluated at", text(run.get("evaluated_at"))),
                                  ("Results file", str(entry.source))]),
     ]
@@ -207,6 +208,12 @@ def training_facts(training: dict | None) -> list[tuple[str, str]]:
     if training.get("task_fingerprint_matches") is False:
         rows.append(("Warning", "weights were trained for another task fingerprint"))
     return rows
+
+
+def isolation_text(entry: Entry) -> str:
+    """What confined the model during the run, as the results file records it (older files: not recorded)."""
+    isolation = entry.results.provenance.get("isolation")
+    return text(isolation)[:200] if isolation else "not recorded (results from before the sandbox was recorded)"
 
 
 def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str]) -> SubmissionPage:
