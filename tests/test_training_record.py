@@ -1,0 +1,72 @@
+"""Training records: read from a trained submission's weights/<task>/ as bounded plain JSON, carried into
+results and drawn on the submission page as a training curve."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.errors import ResultsError
+from bench.leaderboard import build_site
+from bench.results import validate_results_json
+from bench.training_record import card_training, training_record
+
+try:
+    from leaderboard_fixtures import T2M_TASK, fabricate_results, write_results_file
+except ImportError:  # tests/ collected as a package
+    from tests.leaderboard_fixtures import T2M_TASK, fabricate_results, write_results_file
+
+FINGERPRINT = "5602fdc7e447f07d"
+
+
+def write_weights(root, meta, log):
+    folder = root / "weights" / T2M_TASK
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "training_log.json").write_text(json.dumps(log))
+    return root
+
+
+META = {"task_fingerprint": FINGERPRINT, "data_title": "sim store", "data_fingerprint": "abc", "trained_until": "2019-12-31 18:00:00",
+        "train_windows": 1461, "epochs_run": 3, "best_epoch": 2, "stopped_by": "epochs", "train_wall_time_s": 600.0,
+        "hardware": {"device": "cpu", "processor": "AMD EPYC", "torch_threads": 1},
+        "train_config": {"precision": "bf16", "window_stride": 4, "options": {"residual": True, "static_fields": ["land_sea_mask"]}},
+        "storage": {"format": "fp16"}, "validation": {"rmse": {"2m_temperature": [0.2, 0.4, 0.6, 0.8]}}}
+LOG = [{"epoch": e, "train_loss": 0.01 / e, "val_score": 0.05 / e, "wall_s": 100.0 * e} for e in (1, 2, 3)]
+
+
+def test_the_record_summarises_meta_and_the_curve(tmp_path):
+    record = training_record(write_weights(tmp_path, META, LOG), T2M_TASK, FINGERPRINT)
+    assert record["task_fingerprint_matches"] and record["epochs_run"] == 3 and len(record["curve"]) == 3
+    assert record["validation_rmse"]["2m_temperature"] == [0.2, 0.4, 0.6, 0.8]
+    card = card_training(record)
+    assert card["time"].startswith("10.0 min, 3 epoch(s), best 2") and "1 thread" in card["hardware"]
+    assert "1461 windows" in card["data"]
+
+
+def test_hostile_or_missing_records_are_bounded(tmp_path):
+    assert training_record(tmp_path, T2M_TASK, FINGERPRINT) is None
+    hostile = {**META, "epochs_run": "many", "data_title": "x" * 10_000, "task_fingerprint": "other",
+               "validation": {"rmse": {"c": ["NaN", float("inf")] + [1.0] * 100}}}
+    log = [{"epoch": i, "train_loss": "?", "val_score": None} for i in range(10_000)]
+    record = training_record(write_weights(tmp_path, hostile, log), T2M_TASK, FINGERPRINT)
+    assert record["epochs_run"] is None and len(record["data_title"]) == 300
+    assert record["task_fingerprint_matches"] is False
+    assert len(record["curve"]) == 2000 and record["validation_rmse"]["c"][:2] == [None, None]
+
+
+def test_results_accept_a_training_object_and_refuse_anything_else():
+    raw = fabricate_results("trained-model", T2M_TASK)
+    validate_results_json({**raw, "training": {"curve": []}})
+    with pytest.raises(ResultsError, match="training must be an object"):
+        validate_results_json({**raw, "training": [1, 2]})
+
+
+def test_the_submission_page_draws_the_training_curve(tmp_path):
+    record = training_record(write_weights(tmp_path / "sub", META, LOG), T2M_TASK, FINGERPRINT)
+    write_results_file(tmp_path / "results", {**fabricate_results("trained-model", T2M_TASK), "training": record})
+    report = build_site(tmp_path / "results", tmp_path / "site")
+    page = next(p for p in report.out_dir.rglob("trained-model.html"))
+    html = page.read_text()
+    assert "Training curve" in html and "Validation RMSE · 2m_temperature" in html
+    assert html.count("<circle") >= 6  # 3 epochs x (train, validation) besides the RMSE charts
