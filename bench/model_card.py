@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.errors import BenchError
 from bench.results import Results, atomic_write_text, results_path
 from bench.submission import load_submission
 from bench.task import load_task
@@ -65,7 +66,9 @@ def render_card(submission_dir: Path, results_dir: Path) -> str:
     """The markdown card of a trained baseline."""
     submission = load_submission(submission_dir)
     root, manifest = submission.root, submission.manifest
-    recipe = yaml.safe_load((root / "train.yaml").read_text()) if (root / "train.yaml").is_file() else {}
+    if not (root / "train.yaml").is_file():
+        raise BenchError(f"{root} has no train.yaml: bench card writes cards of submissions trained with bench train")
+    recipe = yaml.safe_load((root / "train.yaml").read_text()) or {}
     lines = [
         f"# {manifest.name}", "", manifest.description, "",
         f"Architecture `{recipe.get('model')}` with `{json.dumps(recipe.get('model_args', {}))}` "

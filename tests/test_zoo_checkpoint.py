@@ -85,3 +85,13 @@ def test_committed_weights_load_and_forecast(name, task):
     assert out.shape == (2, 4, len(spec.channel_keys), 32, 64) and np.isfinite(out).all()
     log = json.loads((PROJECT_ROOT / "baselines" / name / "weights" / task / "training_log.json").read_text())
     assert log and meta["best_epoch"] in [row["epoch"] for row in log]
+
+
+def test_the_model_card_is_generated_from_meta_and_results(trained, tmp_path):
+    from bench.model_card import write_card
+
+    meta = json.loads((trained / "weights" / T2M / "meta.json").read_text())
+    card = write_card(trained, tmp_path / "no-results").read_text()
+    assert f"| parameters | {meta['parameters']:,} |" in card and "No test results yet" in card
+    assert "No weights for this task yet" in card  # the multivar task was not trained here
+    assert f"{meta['validation']['rmse']['2m_temperature'][0]:.3g}" in card
