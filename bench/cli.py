@@ -164,15 +164,22 @@ def evaluate(path: Path, tasks, out, data, batch_size, time_limit, memory_limit,
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (same recipe on both).")
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
 @click.option("--resume", is_flag=True, help="Continue from <PATH>/.train/<task>/last.pt.")
+@click.option("--repack-int8", type=int, default=None, metavar="N",
+              help="Do not train: re-store the finished weights with int8 rows for tensors of >= N entries, if validation changes < 0.1%.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
-def train(path: Path, tasks, data, device, epochs, resume, quiet) -> None:
+def train(path: Path, tasks, data, device, epochs, resume, repack_int8, quiet) -> None:
     """Train a submission that declares train.yaml: train split only, model selection on validation."""
     from bench.data_sources import resolve_data
-    from bench.zoo.runner import train_submission
+    from bench.zoo.runner import repack_submission, train_submission
 
     data_dir = resolve_data(data, progress=not quiet)
     for task_name in _tasks_for(path, tasks, data_dir):
+        if repack_int8:
+            record = repack_submission(path, task_name, data_dir, repack_int8)
+            click.echo(f"{task_name}: {record['format']} (validation score {record.get('validation_score_fp32', 0):.5f} -> "
+                       f"{record.get('validation_score_stored', 0):.5f})")
+            continue
         result = train_submission(path, task_name, data_dir, device, epochs, resume, not quiet)
         val = result.meta["validation"]["rmse"]
         summary = ", ".join(f"{c} {v[0]:.4g} / {v[-1]:.4g}" for c, v in val.items())

@@ -95,3 +95,20 @@ def test_the_model_card_is_generated_from_meta_and_results(trained, tmp_path):
     assert f"| parameters | {meta['parameters']:,} |" in card and "No test results yet" in card
     assert "No weights for this task yet" in card  # the multivar task was not trained here
     assert f"{meta['validation']['rmse']['2m_temperature'][0]:.3g}" in card
+
+
+def test_repacking_to_int8_keeps_the_validation_score_and_loads(trained, prepared, tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    root = tmp_path / "copy"
+    shutil.copytree(trained, root)
+    before = (root / "weights" / T2M / "weights.safetensors").stat().st_size
+    result = CliRunner().invoke(cli, ["train", str(root), "--task", T2M, "--data", str(prepared), "--repack-int8", "1000", "--quiet"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((root / "weights" / T2M / "meta.json").read_text())
+    if "int8 rows" in meta["storage"]["format"]:
+        assert abs(meta["storage"]["relative_change"]) <= 1e-3
+        assert (root / "weights" / T2M / "weights.safetensors").stat().st_size < before
+    load_checkpoint(root / "weights" / T2M, load_task(T2M))

@@ -27,14 +27,15 @@ Q8, SCALE = "::q8", "::scale"
 
 
 def pack_state(state: dict[str, torch.Tensor], int8_min_elements: int | None) -> dict[str, torch.Tensor]:
-    """fp16 weights (fp32 statistics); 2-D weights with >= ``int8_min_elements`` as int8 with a per-row scale."""
+    """fp16 weights (fp32 statistics); weights of 2+ dims with >= ``int8_min_elements`` entries as int8 with a
+    scale per output row (linear rows, convolution output channels)."""
     packed = {}
     for name, tensor in state.items():
         tensor = tensor.detach().cpu()
         if not tensor.is_floating_point() or name.split(".")[-1] in KEEP_FP32:
             packed[name] = tensor.contiguous()
-        elif int8_min_elements and tensor.ndim == 2 and tensor.numel() >= int8_min_elements:
-            scale = tensor.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
+        elif int8_min_elements and tensor.ndim >= 2 and tensor.numel() >= int8_min_elements:
+            scale = tensor.abs().amax(dim=tuple(range(1, tensor.ndim)), keepdim=True).clamp_min(1e-12) / 127.0
             packed[name + Q8] = torch.round(tensor / scale).to(torch.int8).contiguous()
             packed[name + SCALE] = scale.float().contiguous()
         else:

@@ -13,6 +13,16 @@ from bench.zoo.serving import weights_dir
 from bench.zoo.train import WORK_DIR, TrainResult, fit
 
 
+def repack_submission(path: Path, task_name: str, data_dir: Path, int8_min_elements: int) -> dict:
+    """Store a trained submission's weights with int8 rows where that changes validation by < 0.1%."""
+    from bench.zoo.train import repack
+
+    submission = load_submission(path)
+    task = load_task(task_name)
+    data = load_training_data(PreparedData(data_dir, task), ())
+    return repack(weights_dir(submission.root, task_name), data, int8_min_elements)
+
+
 def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "cpu", epochs: int | None = None,
                      resume: bool = False, progress: bool = True, out: Path | None = None,
                      **overrides) -> TrainResult:

@@ -130,6 +130,46 @@ def _meta(config: TrainConfig, data: TrainingData, model: Forecaster, record: di
     }
 
 
+def storage_check(model: Forecaster, data: TrainingData, val: WindowSet, device: torch.device, score: float,
+                  int8_min_elements: int | None) -> tuple[dict, int | None]:
+    """Whether int8 rows lose nothing measurable (< 0.1% on the validation score); the storage record."""
+    if not int8_min_elements:
+        return {"format": "fp16 (statistics fp32)"}, None
+    from bench.zoo.checkpoint import pack_state, unpack_state
+
+    stored = copy.deepcopy(model)
+    stored.load_state_dict(unpack_state(pack_state(model.state_dict(), int8_min_elements)))
+    check = validate(stored, data, val, device)
+    change = check["score"] / score - 1
+    record = {"format": "fp16 + int8 rows", "int8_min_elements": int8_min_elements, "validation_score_fp32": score,
+              "validation_score_stored": check["score"], "relative_change": change}
+    if abs(change) > 1e-3:
+        record["format"] = "fp16 (int8 changed the validation score by more than 0.1%)"
+        return record, None
+    return record, int8_min_elements
+
+
+def repack(weights_dir: Path, data: TrainingData, int8_min_elements: int, device: str = "cpu") -> dict:
+    """Re-store a finished checkpoint with int8 rows if that loses nothing measurable (no retraining)."""
+    from bench.zoo.checkpoint import CONFIG, load_checkpoint
+
+    model, meta = load_checkpoint(weights_dir, data.task)
+    stride = int(meta["train_config"].get("val_stride", 1))
+    dev = torch.device(device)
+    val = data.windows["validation"].strided(stride)
+    score = validate(model.to(dev), data, val, dev)["score"]
+    record, int8 = storage_check(model, data, val, dev, score, int8_min_elements)
+    if int8 is None:
+        return record
+    record["repacked_from"] = meta.get("storage", {}).get("format")
+    meta["storage"] = record
+    meta["train_config"]["int8_min_elements"] = int8
+    log = json.loads((Path(weights_dir) / LOG).read_text())
+    config = json.loads((Path(weights_dir) / CONFIG).read_text())
+    save_checkpoint(weights_dir, model.cpu(), config, meta, log, int8)
+    return record
+
+
 def _export(weights_dir: Path, model: Forecaster, arch: dict, config: TrainConfig, data: TrainingData,
             record: dict, log: list[dict], device: torch.device) -> TrainResult:
     """Final validation in fp32 (every ``val_stride``-th validation window), storage check, then the checkpoint."""
@@ -137,22 +177,7 @@ def _export(weights_dir: Path, model: Forecaster, arch: dict, config: TrainConfi
     val = data.windows["validation"].strided(config.val_stride)
     full = validate(model, data, val, device)
     record["validation"] = full
-    int8 = config.int8_min_elements
-    if int8:
-        from bench.zoo.checkpoint import pack_state, unpack_state
-
-        stored = copy.deepcopy(model)
-        stored.load_state_dict(unpack_state(pack_state(model.state_dict(), int8)))
-        check = validate(stored, data, val, device)
-        change = check["score"] / full["score"] - 1
-        record["storage"] = {"format": "fp16 + int8 rows", "int8_min_elements": int8,
-                             "validation_score_fp32": full["score"], "validation_score_stored": check["score"],
-                             "relative_change": change}
-        if abs(change) > 1e-3:  # measurable: keep fp16
-            int8 = None
-            record["storage"]["format"] = "fp16 (int8 changed the validation score by more than 0.1%)"
-    else:
-        record["storage"] = {"format": "fp16 (statistics fp32)"}
+    record["storage"], int8 = storage_check(model, data, val, device, full["score"], config.int8_min_elements)
     meta = _meta(config, data, model, record)
     save_checkpoint(weights_dir, model.cpu(), arch, meta, log, int8)
     return TrainResult(weights_dir, meta, log)
