@@ -98,6 +98,25 @@ def unchanged(prepared, wb2_store, tmp_path):
     return start
 
 
+def _owned_by_another_harness(proc) -> bool:
+    """A worker of some other run on the machine (a Python ancestor other than this test process, e.g. a
+    `bench evaluate` or another test session); an escaped daemon is reparented to init and still counts as ours."""
+    import os
+
+    import psutil
+
+    try:
+        for parent in proc.parents():
+            if parent.pid == os.getpid():
+                return False
+            head = parent.cmdline()[:2]
+            if any("python" in os.path.basename(part) or os.path.basename(part) == "bench" for part in head):
+                return True  # a harness (bench CLI or another test run) that is not this test process
+    except psutil.Error:
+        return False
+    return False
+
+
 def sandbox_processes(timeout: float = 5.0) -> list[str]:
     """Command lines of sandbox workers still alive after ``timeout`` s (a killed one may take a moment to vanish)."""
     import time
@@ -109,7 +128,8 @@ def sandbox_processes(timeout: float = 5.0) -> list[str]:
         alive = []
         for proc in psutil.process_iter(["cmdline", "status"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if "bench.sandbox_worker" in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            if "bench.sandbox_worker" in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE \
+                    and not _owned_by_another_harness(proc):
                 alive.append(f"{proc.pid}: {cmdline}")
         if not alive or time.monotonic() > end:
             return alive
