@@ -24,9 +24,11 @@ def default_data() -> str:
 
 
 def _has_integrity(target: Path) -> bool:
-    """True for a cached prepared directory written by a harness that records integrity digests."""
+    """True for a cached prepared directory written by a harness that records integrity digests and builds
+    the climatology as this one does (WB2's triangular window); anything older is prepared again."""
     try:
-        return PreparedManifest.read(target / "manifest.json").integrity is not None
+        manifest = PreparedManifest.read(target / "manifest.json")
+        return manifest.integrity is not None and manifest.climatology_spec is not None
     except (DataError, OSError):
         return False
 

@@ -12,7 +12,7 @@ import xarray as xr
 from bench.climatology import climatology_at
 from bench.errors import DataError
 from bench.normalization import NormStats
-from bench.prepare import PreparedManifest
+from bench.prepare import PreparedManifest, check_climatology_spec
 from bench.task import TaskSpec
 from bench.windows import split_init_times, window_positions
 
@@ -56,17 +56,35 @@ class PreparedData:
 
     @functools.cached_property
     def climatology(self) -> np.ndarray:
-        """Climatology as (dayofyear, hour, channel, latitude, longitude)."""
+        """Climatology as (dayofyear, hour, channel, latitude, longitude); refused unless built as this harness builds it."""
+        check_climatology_spec(self.manifest, self.root, self.task)
         return load_climatology(self.climatology_path, self.channels)
 
     def init_times(self, split: str) -> pd.DatetimeIndex:
         return split_init_times(self.task, self.times, self.task.splits[split])
+
+    def train_fields(self) -> tuple[np.ndarray, np.ndarray]:
+        """Times (T,) and fields (T, channel, lat, lon) of the train split only, physical units, float32."""
+        split = self.task.splits["train"]
+        keep = np.flatnonzero((self.times >= split.first_time) & (self.times <= split.last_time))
+        if len(keep) == 0:
+            raise DataError(f"{self.root} has no train-split times ({split.first_time} .. {split.last_time})")
+        return self.times.values[keep], self._gather(keep).astype(np.float32)
 
     def _gather(self, positions: np.ndarray) -> np.ndarray:
         """Fields at store ``positions`` (any shape) -> positions.shape + (channel, lat, lon)."""
         lo, hi = int(positions.min()), int(positions.max()) + 1
         slab = np.stack([self.data[c].isel(time=slice(lo, hi)).values for c in self.channels], axis=1)
         return slab[positions - lo]
+
+    def split_positions(self, split: str) -> np.ndarray:
+        """Store positions of every field whose time lies in ``split`` (the codec track's fields), in time order."""
+        spec = self.task.splits[split]
+        return np.flatnonzero((self.times >= spec.first_time) & (self.times <= spec.last_time))
+
+    def fields_at(self, positions: np.ndarray) -> np.ndarray:
+        """Fields at store ``positions`` -> (len(positions), channel, lat, lon), physical units, float32."""
+        return self._gather(np.asarray(positions))
 
     def inputs(self, init_times: pd.DatetimeIndex) -> np.ndarray:
         """Input fields, (batch, input_steps, channel, lat, lon), physical units, float32."""

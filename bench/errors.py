@@ -37,6 +37,18 @@ class NonFiniteOutputError(SubmissionError):
     """A model returned NaN or infinite values."""
 
 
+class LatentShapeError(OutputShapeError):
+    """A codec's encoder returned latents of another shape than the latent_shape it declared."""
+
+
+class NonFiniteLatentError(NonFiniteOutputError):
+    """A codec's encoder returned NaN or infinite latents."""
+
+
+class CodecContractError(SubmissionError):
+    """A codec submission does not provide encode, decode, latent_shape and describe() as the contract says."""
+
+
 class OutputUnitsError(SubmissionError):
     """A forecast lies outside the physical range of its variable (wrong units?)."""
 
@@ -69,6 +81,10 @@ class PredictionsFileError(SubmissionError):
     """A predictions file is not in the WeatherBench2 forecast layout the task needs."""
 
 
+class MissingChannelsError(DataError):
+    """A store lacks some of the channels a task needs (e.g. the real ERA5 sample has no z500 or t850)."""
+
+
 class DataIntegrityError(DataError):
     """A prepared data directory no longer matches its fingerprint (changed after preparation)."""
 
@@ -91,3 +107,11 @@ class FingerprintMismatchError(CheckpointError):
 
 class TrainingError(BenchError):
     """A training config or training run is invalid."""
+
+
+class SchedulerError(BenchError):
+    """The dask scheduler named by --scheduler cannot be reached or started."""
+
+
+class ReproduceError(BenchError):
+    """bench reproduce cannot start: no committed results, an unknown submission, a missing input."""

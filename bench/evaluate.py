@@ -18,10 +18,10 @@ from bench.forecasts import ForecastWriter, PredictionsFile
 from bench.output_checks import check_forecast
 from bench.prepare import verify_prepared
 from bench.provenance import provenance
-from bench.results import Results, write_results
+from bench.results import Results, store_name, write_results
 from bench.sandbox import SandboxedForecaster, SandboxLimits
 from bench.scoring import ScoreAccumulator
-from bench.submission import Submission, SubmissionContext, confined_path, load_submission
+from bench.submission import Submission, SubmissionContext, TrainFields, confined_path, load_submission
 from bench.task import TaskSpec, load_task
 from bench.training_record import card_training, training_record
 
@@ -61,7 +61,9 @@ def blocked_paths(data: PreparedData) -> list[Path]:
 @contextmanager
 def open_code_submission(submission: Submission, task: TaskSpec, data: PreparedData, limits: SandboxLimits, ensemble: bool = False):
     """A running, isolated code submission for ``task``; the harness reads the climatology for it."""
-    context = SubmissionContext(task=task, stats=data.stats, submission_dir=submission.root, _climatology=data.climatology)
+    train = TrainFields(*data.train_fields()) if "train_fields" in submission.manifest.needs else None
+    context = SubmissionContext(task=task, stats=data.stats, submission_dir=submission.root, _climatology=data.climatology,
+                                _train_fields=train)
     forecaster = SandboxedForecaster(submission, context, blocked_paths(data), limits, ensemble)
     try:
         yield forecaster
@@ -117,7 +119,8 @@ class ForecastStream:
     def __call__(self, init_times: pd.DatetimeIndex) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
         manifest = self.submission.manifest
         if manifest.track == "codec":
-            raise SubmissionError(f"{self.submission.name}: codec-track submissions are scored by the codec harness, not by bench evaluate")
+            raise SubmissionError(f"{self.submission.name}: a codec-track submission encodes and decodes fields, it does not forecast; "
+                                  "score it with bench evaluate (its codec track)")
         if self.task.name not in manifest.tasks:
             raise SubmissionError(f"{self.submission.name} does not declare task {self.task.name!r} (its tasks: {list(manifest.tasks)})")
         source = f"{self.submission.name} ({self.task.name})"
@@ -149,43 +152,91 @@ class ForecastStream:
         bar.close()
 
 
-def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) -> Results:
-    """Score a submission on one task; nothing is written."""
-    started = time.perf_counter()
+@dataclasses.dataclass
+class StreamFacts:
+    """What running the forecasts told us, beside the forecasts: parameters, hardware, isolation."""
+
+    parameters: int | None
+    hardware: dict
+    isolation: str
+
+
+def open_scoring(task: TaskSpec, settings: EvaluationSettings, verify: bool = True) -> tuple[PreparedData, pd.DatetimeIndex]:
+    """The checked prepared data and the split's init times."""
     data = PreparedData(settings.data_dir, task)
-    verify_prepared(data.root)
+    if verify:
+        verify_prepared(data.root)
     init_times = data.init_times(settings.split)
     if len(init_times) == 0:
         raise SubmissionError(f"the data in {settings.data_dir} has no complete {settings.split} windows")
+    return data, init_times
+
+
+def accumulate(submission: Submission, task: TaskSpec, data: PreparedData, settings: EvaluationSettings,
+               init_times: pd.DatetimeIndex) -> tuple[ScoreAccumulator, StreamFacts]:
+    """Score ``init_times`` (all of a split, or a chunk of it) batch by batch; nothing is written."""
     stream = ForecastStream(submission, task, data, settings)
     accumulator = ScoreAccumulator(task, data.stats, stream.ensemble)
     for batch, forecast in stream(init_times):
         truth = data.targets(batch)
         clim = climatology_for(data.climatology, task, valid_times(task, batch))
         accumulator.add(batch.values, forecast, truth, clim)
+    return accumulator, StreamFacts(stream.parameters, stream.hardware, stream.isolation)
+
+
+def build_results(submission: Submission, task: TaskSpec, data: PreparedData, settings: EvaluationSettings,
+                  init_times: pd.DatetimeIndex, accumulator: ScoreAccumulator, facts: StreamFacts,
+                  wall_time_s: float, worker_hardware: dict | None = None) -> Results:
+    """The results document of a finished evaluation."""
     card = submission.manifest.model_card()
-    card["parameters"] = stream.parameters
+    card["parameters"] = facts.parameters
     training = training_record(submission.root, task.name, task.fingerprint) if submission.manifest.kind == "code" else None
     if training is not None and not card.get("training"):
         card["training"] = card_training(training)
+    ensemble = accumulator.ensemble_summary()
+    if ensemble is not None:
+        ensemble["seconds_per_init_time"] = round(wall_time_s / len(init_times), 4)
     return Results(
         submission=card,
         task={"name": task.name, "fingerprint": task.fingerprint, "lead_hours": task.lead_hours,
               "channels": [{"key": c.key, "units": c.units} for c in task.channels]},
-        data={"fingerprint": data.fingerprint, "source": data.manifest.source, "title": data.manifest.source_title,
-              "split": settings.split, "n_init_times": len(init_times),
+        data={"fingerprint": data.fingerprint, "title": data.manifest.source_title, "store": store_name(data.manifest.source),
+              "climatology": data.manifest.climatology, "split": settings.split, "n_init_times": len(init_times),
               "first_init_time": str(init_times[0]), "last_init_time": str(init_times[-1])},
         metrics=accumulator.metric_table(),
         error_maps=accumulator.error_maps(),
-        provenance=provenance(time.perf_counter() - started, stream.hardware, stream.isolation),
+        provenance=provenance(wall_time_s, {**(worker_hardware or {}), **facts.hardware}, facts.isolation),
         training=training,
+        ensemble=ensemble,
     )
 
 
-def evaluate(submission_dir: Path | str, task_name: str, settings: EvaluationSettings, out_dir: Path) -> tuple[Results, Path]:
-    """Score and write the results file (only after every check passed)."""
+def score(submission: Submission, task: TaskSpec, settings: EvaluationSettings) -> Results:
+    """Score a submission on one task; nothing is written."""
+    started = time.perf_counter()
+    data, init_times = open_scoring(task, settings)
+    accumulator, facts = accumulate(submission, task, data, settings, init_times)
+    return build_results(submission, task, data, settings, init_times, accumulator, facts, time.perf_counter() - started)
+
+
+def evaluate(submission_dir: Path | str, task_name: str, settings: EvaluationSettings, out_dir: Path,
+             fields_store: str | None = None) -> tuple[Results, Path]:
+    """Score and write the results file (only after every check passed).
+
+    A ``track: codec`` submission is scored on reconstructions (bench.codec_eval): every field of the
+    split, or of ``fields_store`` (e.g. the real ERA5 sample, with statistics from ``settings.data_dir``).
+    """
     submission = load_submission(submission_dir)
-    results = score(submission, load_task(task_name), settings)
+    task = load_task(task_name)
+    if submission.manifest.track == "codec":
+        from bench.codec_eval import score_codec
+
+        results, variant = score_codec(submission, task, settings.data_dir, settings.limits, settings.batch_size,
+                                       settings.split, fields_store, settings.progress)
+        return results, write_results(results, out_dir, variant)
+    if fields_store is not None:
+        raise SubmissionError(f"{submission.name}: --fields scores a codec on a store's fields; forecasters are scored on --data")
+    results = score(submission, task, settings)
     return results, write_results(results, out_dir)
 
 

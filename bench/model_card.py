@@ -22,6 +22,71 @@ def _fmt(values: list | None, digits: int = 3) -> str:
     return " / ".join("—" if v is None else f"{v:.{digits}g}" for v in values) if values else "—"
 
 
+def _codec_lines(root: Path, meta: dict, task_name: str) -> list[str]:
+    """Codec rows of a card: latent, compression, scalings, and the validation latents under unit vs the codec's scaling."""
+    described = meta.get("codec", {})
+    shape = described.get("latent_shape")
+    lines = []
+    if shape:
+        numbers = 1
+        for v in shape:
+            numbers *= v
+        lines.append(f"| latent | {' x '.join(str(v) for v in shape)} = {numbers:,} numbers per field; compression ratio "
+                     f"{described.get('compression_ratio', 0):.3g}x against the native float32 field (below 1: expansion) |")
+        lines.append(f"| input | {described.get('input_scaling')}; "
+                     + ("native 32x64 grid" if described.get("native_grid", True) else f"resized to {described.get('resize_to')} before encoding (the documents' way)")
+                     + (f"; the encoder resizes to its {described['encoder_input_size']} inside |" if described.get("encoder_input_size") else " |"))
+    scaling = meta.get("latent_scaling", {})
+    if scaling.get("kind") == "scale_factor":
+        lines.append(f"| latent scaling | scale factor {scaling['value']:.5g} (1 / std of the train-split latents) |")
+    elif scaling.get("kind") == "statistics":
+        lines.append(f"| latent scaling | per-channel mean/std of the train-split latents ({len(scaling['mean'])} channels, "
+                     f"{meta.get('latent_statistics', {}).get('train_fields')} train fields) |")
+    val = meta.get("validation_latents", {})
+    if val:
+        unit, own = val.get("unit_statistics", {}), val.get("codec_scaling", {})
+        spread = lambda d, key: f"{min(d[key]):.3g} .. {max(d[key]):.3g}" if d.get(key) else "—"
+        lines.append(f"| validation latents | unit statistics: channel means {spread(unit, 'mean')}, stds {spread(unit, 'std')}; "
+                     f"after the codec's scaling: means {spread(own, 'mean')}, stds {spread(own, 'std')} |")
+    pre = root / "pretrained" / task_name / "meta.json"
+    if pre.is_file():
+        stage1 = json.loads(pre.read_text())
+        cfg = stage1.get("train_config", {})
+        lines.append(f"| stage 1 (pretrain) | `{cfg.get('model')}` {json.dumps(cfg.get('model_args', {}))} on the train split: "
+                     f"{stage1.get('epochs_run')} epoch(s), best {stage1.get('best_epoch')}, "
+                     f"{stage1.get('train_wall_time_s', 0) / 60:.1f} min; then frozen (pretrained/{task_name}/) |")
+    return lines
+
+
+def _latent_lines(root: Path, task_name: str, test: "Results | None") -> list[str]:
+    """Latent-forecaster rows: the codec it runs, freezing and loss, the U-Net depth used, the sampler and its cost."""
+    config_path = root / "weights" / task_name / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("kind") != "latent":
+        return []
+    options, args, codec = config.get("latent", {}), config.get("model_args", {}), config.get("codec_arch", {})
+    shape = (args.get("latent_channels"), args.get("latent_height"), args.get("latent_width"))
+    scaling = codec.get("codec", {}).get("latent_scaling")
+    lines = [f"| codec | `{options.get('codec')}` (`{codec.get('model')}`), latent {' x '.join(str(v) for v in shape)}, the codec's own "
+             f"latent scaling ({scaling}); its weights are stored in this checkpoint; encoder "
+             f"{'frozen' if options.get('freeze_encoder') else 'trained'}, decoder {'frozen' if options.get('freeze_decoder') else 'trained'} |"]
+    model = config.get("model")
+    if model == "latent_unet":
+        from bench.zoo.models.latent_unet import feasible_depth
+
+        used = feasible_depth(shape[1], shape[2], args.get("depth", 3))
+        lines.append(f"| latent U-Net | base {args.get('base')}, depth {args.get('depth')} asked, {used} used "
+                     f"({shape[1]}x{shape[2]} latent grid); predicts the change of the last latent; loss: {options.get('loss')} MSE |")
+    if model == "latent_diffusion":
+        seconds = (test.ensemble or {}).get("seconds_per_init_time") if test is not None else None
+        hardware = (test.provenance.get("hardware") or {}) if test is not None else {}
+        cost = (f"; {seconds:.3g} s per init time in the test evaluation (sampling + decoding + scoring, "
+                f"{hardware.get('processor') or hardware.get('machine') or 'CPU'}, 1 thread)") if seconds else ""
+        lines.append(f"| ensemble | {options.get('members')} members per init time, DDIM {options.get('sampling_steps')} steps "
+                     f"(eta 0, trailing spacing, clean-target clip +-{args.get('clip_sample_range', 3.0)}), seeded by the init time{cost} |")
+    return lines
+
+
 def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> list[str]:
     meta_path = root / "weights" / task_name / "meta.json"
     lines = [f"### {task_name}", ""]
@@ -31,12 +96,23 @@ def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> l
     config = meta.get("train_config", {})
     options = config.get("options", {})
     named = ", ".join(k.replace("_", " ") + (f" {v}" if isinstance(v, list) else "") for k, v in options.items() if v) or "none"
+    if "latent_scaling" in meta:  # a codec: its loss, not the forecasters' options
+        loss = config.get("codec", {})
+        named = (f"loss L1 x {loss.get('l1_weight')} + L2 x {loss.get('l2_weight')} + gradient x {loss.get('grad_weight')} "
+                 f"+ KL x {loss.get('kl_weight')}{', latitude-weighted' if loss.get('lat_weighted_loss') else ''}")
+    arch_path = root / "weights" / task_name / "config.json"
+    arch = json.loads(arch_path.read_text()) if arch_path.is_file() else {}
+    if arch.get("kind") == "latent":  # a latent forecaster: its own loss, not the pixel forecasters' options
+        loss = arch.get("latent", {}).get("loss")
+        named = {"latent_diffusion": "DDPM noise-prediction (epsilon) MSE", "rae_direct": "latitude-weighted MSE of the fields (z-scored)"}.get(
+            arch.get("model"), "latitude-weighted MSE of the decoded fields" if loss == "pixel" else "MSE of the scaled latents")
     hw = meta.get("hardware", {})
     lines += [
         "| | |", "|---|---|",
         f"| parameters | {meta.get('parameters'):,} |",
         f"| training data | {meta.get('data_title')} (data fingerprint `{meta.get('data_fingerprint')}`): train split "
-        f"(targets 2015-2018), {meta.get('train_windows')} windows (stride {config.get('window_stride')}); model selection on "
+        f"(targets 2015-2018), {meta.get('train_windows')} {'fields' if 'latent_scaling' in meta else 'windows'} "
+        f"(stride {config.get('window_stride')}); model selection on "
         f"validation 2019; nothing after {str(meta.get('trained_until'))[:10]} was read |",
         f"| schedule | {meta.get('epochs_run')} epoch(s) run of {config.get('epochs')}, best {meta.get('best_epoch')}, stopped by "
         f"{meta.get('stopped_by')}; batch {config.get('batch_size')}, AdamW lr {config.get('lr')}, warm-up + cosine, {config.get('precision')} |"
@@ -52,14 +128,47 @@ def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> l
         ridge = meta["ridge"]
         lines.append(f"| ridge | alpha {ridge['alpha']}, stored rank {ridge['rank']}: validation score "
                      f"{ridge['validation_score_stored_rank']:.4f} (full rank {ridge['validation_score_full_rank']:.4f}) |")
-    lines += ["", "Latitude-weighted RMSE at 6 / 12 / 18 / 24 h:", "", "| variable | validation 2019 | test 2020 |", "|---|---|---|"]
+    codec = "latent_scaling" in meta
+    if codec:
+        lines += _codec_lines(root, meta, task_name)
     result_file = results_path(results_dir, task_name, name)
-    test = Results.read(result_file).metrics if result_file.is_file() else {}
+    results = Results.read(result_file) if result_file.is_file() else None
+    lines += _latent_lines(root, task_name, results)
+    heading = (f"Latitude-weighted reconstruction RMSE (validation: every {config.get('val_stride', 1)}th field of 2019; test: the harness's codec scoring):" if codec
+               else "Latitude-weighted RMSE at 6 / 12 / 18 / 24 h:")
+    if arch.get("kind") == "latent" and arch.get("model") == "latent_diffusion":
+        heading += (f" validation: the mean of {arch.get('latent', {}).get('evaluation_members')} member(s) (model selection);"
+                    " test: the ensemble mean.")
+    lines += ["", heading, "", "| variable | validation 2019 | test 2020 |", "|---|---|---|"]
+    test = results.metrics if results is not None else {}
     for channel, values in meta.get("validation", {}).get("rmse", {}).items():
         test_values = test.get(channel, {}).get("physical", {}).get("rmse")
         lines.append(f"| {channel} | {_fmt(values)} | {_fmt(test_values)} |")
+    if results is not None and results.ensemble:
+        lines += ["", f"Probabilistic scores on the test year ({results.ensemble['members']} members; spread/skill "
+                  f"corrected by {results.ensemble.get('spread_skill_correction')}), 6 / 12 / 18 / 24 h:", "",
+                  "| variable | CRPS | spread | spread/skill |", "|---|---|---|---|"]
+        for channel, spaces in test.items():
+            physical = spaces.get("physical", {})
+            lines.append(f"| {channel} | {_fmt(physical.get('crps'))} | {_fmt(physical.get('spread'))} | {_fmt(physical.get('spread_skill'))} |")
     note = f"Test scores from `{result_file}`." if test else "No test results yet (`bench evaluate`)."
-    return lines + ["", note, ""]
+    return lines + ["", note, ""] + _ablation_section(root, task_name)
+
+
+def _ablation_section(root: Path, task_name: str) -> list[str]:
+    """The option ablation written by ``bench ablate`` (validation only), if there is one."""
+    path = root / "ablation" / f"{task_name}.json"
+    if not path.is_file():
+        return []
+    table = json.loads(path.read_text())
+    budget = table.get("budget", {})
+    lines = [f"Which trainer options matter (`bench ablate`, validation 2019, each variant {budget.get('epochs')} epoch(s) at "
+             f"window stride {budget.get('window_stride')}, same seed; RMSE at 6 h / 24 h):", "",
+             "| variant | validation score | RMSE 6 h / 24 h |", "|---|---|---|"]
+    for row in table.get("rows", []):
+        rmse = ", ".join(f"{c} {row['rmse_6h'][c]:.3g} / {row['rmse_24h'][c]:.3g}" for c in row.get("rmse_6h", {}))
+        lines.append(f"| {row['variant']} | {row['validation_score']:.4f} | {rmse} |")
+    return lines + [""]
 
 
 def render_card(submission_dir: Path, results_dir: Path) -> str:
@@ -72,7 +181,7 @@ def render_card(submission_dir: Path, results_dir: Path) -> str:
     lines = [
         f"# {manifest.name}", "", manifest.description, "",
         f"Architecture `{recipe.get('model')}` with `{json.dumps(recipe.get('model_args', {}))}` "
-        "(bench/zoo/models), trained by the shared trainer (`bench/zoo/train.py`) with the recipe in "
+        f"({'bench/zoo/codecs' if manifest.track == 'codec' else 'bench/zoo/models'}), trained by the shared trainer (`bench/zoo/train.py`) with the recipe in "
         "[train.yaml](train.yaml). Reproduce: `bench train baselines/"
         f"{root.name} --data ../shared/data/sim-era5like-64x32.zarr`; score: `bench evaluate baselines/{root.name}`.", "",
         "**Data: a simulation.** Trained, selected and scored on the project's simulated store "

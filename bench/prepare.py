@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 from tqdm import tqdm
 
-from bench.climatology import compute_climatology
+from bench.climatology import ClimatologySpec, compute_climatology
 from bench.errors import DataError, DataIntegrityError
 from bench.normalization import ChannelStats, NormStats
 from bench.store import open_store
@@ -44,6 +44,12 @@ class PreparedManifest:
     data_fingerprint: str
     # sha256 of stats.json and of the climatology arrays; None in directories prepared before they existed.
     integrity: dict[str, str] | None = None
+    # How the climatology was built (bench.climatology.ClimatologySpec); None: the flat window of harness 0.1.
+    climatology: dict | None = None
+
+    @property
+    def climatology_spec(self) -> ClimatologySpec | None:
+        return ClimatologySpec.from_json(self.climatology) if isinstance(self.climatology, dict) else None
 
     @classmethod
     def read(cls, path: Path) -> "PreparedManifest":
@@ -139,8 +145,16 @@ def _train_stats(field: xr.DataArray, train: slice) -> ChannelStats:
     )
 
 
-def _fingerprint(data: xr.Dataset, channels: list[str]) -> str:
+def climatology_spec_for(task: TaskSpec) -> ClimatologySpec:
+    """The climatology this harness prepares for ``task``: WB2's triangular window of the task's width."""
+    return ClimatologySpec(window_days=task.climatology_window_days)
+
+
+def _fingerprint(data: xr.Dataset, channels: list[str], climatology: ClimatologySpec | None = None) -> str:
+    """sha256 of the times and arrays and, when given, of how the climatology is built (it changes ACC)."""
     digest = hashlib.sha256()
+    if climatology is not None:
+        digest.update(json.dumps(climatology.to_json(), sort_keys=True).encode() + b"\0")
     digest.update(np.asarray(data["time"].values).astype("datetime64[ns]").tobytes())
     for key in channels:
         for start in range(0, data.sizes["time"], TIME_CHUNK * 8):
@@ -173,9 +187,10 @@ def verify_prepared(root: Path) -> None:
     fix = f"re-run: bench data prepare --source {manifest.source} --out {root}"
     if not isinstance(manifest.integrity, dict):
         raise DataIntegrityError(f"{root} was prepared by an older harness, without integrity digests; {fix}")
+    check_climatology_spec(manifest, root)
     try:
         data = xr.open_zarr(root / "data.zarr")
-        found = {"data": _fingerprint(data, list(manifest.channels)), **integrity_digests(root)}
+        found = {"data": _fingerprint(data, list(manifest.channels), manifest.climatology_spec), **integrity_digests(root)}
     except Exception as exc:  # any damage to the stores reads as tampering, by name
         raise DataIntegrityError(f"{root} cannot be read back in full ({type(exc).__name__}); it changed after preparation; {fix}") from exc
     expected = {"data": manifest.data_fingerprint, **manifest.integrity}
@@ -185,6 +200,18 @@ def verify_prepared(root: Path) -> None:
             f"{root}: {', '.join(changed)} no longer match the fingerprints in manifest.json (changed after preparation); "
             f"nothing was scored; {fix}"
         )
+
+
+def check_climatology_spec(manifest: PreparedManifest, root: Path, task: TaskSpec | None = None) -> None:
+    """Refuse prepared data whose climatology is not the one this harness builds (WB2's triangular window)."""
+    spec = manifest.climatology_spec
+    fix = f"re-run: bench data prepare --source {manifest.source} --out {root}"
+    if spec is None:
+        raise DataError(f"{root} was prepared by harness 0.1 with a flat 61-day climatology window; "
+                        f"the harness now builds WeatherBench 2's triangular one; {fix}")
+    if task is not None and spec != climatology_spec_for(task):
+        raise DataError(f"{root} has climatology {spec.describe()}, the harness builds "
+                        f"{climatology_spec_for(task).describe()} for {task.name}; {fix}")
 
 
 def prepare(source: str, out: Path, tasks: list[str] | None = None, progress: bool = True) -> PreparedManifest:
@@ -228,11 +255,14 @@ def prepare(source: str, out: Path, tasks: list[str] | None = None, progress: bo
         written = xr.open_zarr(tmp / "data.zarr")
         keys = list(channels)
         stats = NormStats(tuple(keys), {})
+        clim_spec = climatology_spec_for(reference)
+        if any(climatology_spec_for(spec) != clim_spec for spec in specs):
+            raise DataError("tasks prepared together must share the climatology window; prepare them separately")
         clims = {}
         for key in tqdm(keys, desc="statistics + climatology", disable=not progress):
             stats.stats[key] = _train_stats(written[key], train)
             train_field = written[key].sel(time=train)
-            clims[key] = compute_climatology(train_field, reference.time_step_hours, reference.climatology_window_days)
+            clims[key] = compute_climatology(train_field, reference.time_step_hours, clim_spec.window_days, clim_spec.window)
         xr.Dataset(clims).to_zarr(tmp / "climatology.zarr", mode="w", zarr_format=2, consolidated=True)
         (tmp / "stats.json").write_text(json.dumps(stats.to_json(), indent=2))
         manifest = PreparedManifest(
@@ -245,8 +275,9 @@ def prepare(source: str, out: Path, tasks: list[str] | None = None, progress: bo
             n_times=len(times),
             gaps=gaps,
             task_fingerprints={s.name: s.fingerprint for s in specs},
-            data_fingerprint=_fingerprint(written, keys),
+            data_fingerprint=_fingerprint(written, keys, clim_spec),
             integrity=integrity_digests(tmp),
+            climatology=clim_spec.to_json(),
         )
         (tmp / "manifest.json").write_text(json.dumps(dataclasses.asdict(manifest), indent=2))
         if out.exists():

@@ -1,15 +1,30 @@
 """The results schema: one JSON per submission and task, versioned, written atomically.
 
-Layout (schema_version 1)::
+Layout (schema_version 2)::
 
-    {"schema_version": 1,
+    {"schema_version": 2,
      "submission": {model card from submission.yaml + "parameters"},
      "task": {"name", "fingerprint", "lead_hours", "channels": [{"key", "units"}]},
-     "data": {"fingerprint", "source", "title", "split", "n_init_times", "first_init_time", "last_init_time"},
+     "data": {"fingerprint", "title", "store", "climatology", "split", "n_init_times", "first_init_time", "last_init_time"},
      "metrics": {channel: {"physical" | "normalized": {metric: [value per lead]}}},
      "error_maps": {channel: {"lead_hours": int, "units": str, "rmse": [[lat x lon]]}},
      "provenance": {"git_commit", "git_dirty", "harness_version", "hardware", "wall_time_s", "evaluated_at"},
-     "training": optional, trained submissions only: bench.training_record's summary and curve}
+     "training": optional, trained submissions only: bench.training_record's summary and curve,
+     "codec": codec-track results only (bench.codec_eval): latent shape and dtype, compression ratio,
+              encode/decode throughput, the codec's describe(), zonal power spectra,
+     "ensemble": optional, ensemble (probabilistic-track) submissions only: {"members", "spread_skill_correction",
+                 "rank_histogram": {"weighting", "lead_hours", "frequencies": {channel: [[freq per rank] per lead]}},
+                 "seconds_per_init_time": wall time of the evaluation per init time}}
+
+Codec-track results (``submission.track == "codec"``) have one value per metric (a reconstruction has no
+lead time: ``metrics[channel][space][metric] = [value]``), a third space ``unit_range`` (fields scaled
+to [0, 1] by the train-split range, where PSNR and SSIM live) and the ``codec`` section; forecaster
+files never carry ``codec``. Readers of schema_version 1 that predate the codec track refuse codec
+files by the unknown ``codec`` field, with a message, rather than misreading them.
+
+Version 2 names the data store by its title, fingerprint and file name (``store``; the URL of a remote
+store), never by a local path, and records how the climatology was built (``bench.climatology``).
+Version 1 files (``data.source``: the path the evaluator used) are still read and shown.
 """
 from __future__ import annotations
 
@@ -23,8 +38,10 @@ from typing import Any
 
 from bench.errors import ResultsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 SPACES = ("physical", "normalized")
+CODEC_SPACES = SPACES + ("unit_range",)  # codec track: fields scaled to [0, 1] by the train-split range
 
 
 @dataclasses.dataclass
@@ -39,9 +56,19 @@ class Results:
     provenance: dict[str, Any]
     schema_version: int = SCHEMA_VERSION
     training: dict[str, Any] | None = None
+    codec: dict[str, Any] | None = None
+    ensemble: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        raw = dataclasses.asdict(self)
+        if raw["codec"] is None:
+            del raw["codec"]  # forecaster files stay exactly as before the codec track
+        return raw
+
+    @property
+    def is_codec(self) -> bool:
+        """True for codec-track (reconstruction) results."""
+        return self.submission.get("track") == "codec"
 
     @classmethod
     def from_json(cls, raw: Any, source: str = "results") -> "Results":
@@ -61,11 +88,12 @@ class Results:
 
 
 def validate_results_json(raw: Any, source: str = "results") -> None:
-    """Check a results document against schema_version 1; raise ResultsError naming the problem."""
+    """Check a results document against schema_version 1 or 2; raise ResultsError naming the problem."""
     if not isinstance(raw, dict):
         raise ResultsError(f"{source}: top level is not an object")
-    if raw.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(f"{source}: schema_version {raw.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    if raw.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+        raise ResultsError(f"{source}: schema_version {raw.get('schema_version')!r}, this harness reads {list(READABLE_SCHEMA_VERSIONS)}; "
+                           "re-score it with bench evaluate (or bench reproduce --rewrite)")
     required = {"submission": dict, "task": dict, "data": dict, "metrics": dict, "error_maps": dict, "provenance": dict}
     for key, kind in required.items():
         if not isinstance(raw.get(key), kind):
@@ -78,12 +106,17 @@ def validate_results_json(raw: Any, source: str = "results") -> None:
             raise ResultsError(f"{source}: task.{key} is missing")
     if "fingerprint" not in raw["data"]:
         raise ResultsError(f"{source}: data.fingerprint is missing")
-    n_leads = len(raw["task"]["lead_hours"])
+    is_codec = raw["submission"]["track"] == "codec"
+    # A reconstruction has no lead time: codec results hold one value per metric.
+    n_leads = 1 if is_codec else len(raw["task"]["lead_hours"])
+    spaces_allowed = CODEC_SPACES if is_codec else SPACES
+    if is_codec != isinstance(raw.get("codec"), dict):
+        raise ResultsError(f"{source}: " + ("codec-track results need a 'codec' object" if is_codec else "only codec-track results carry 'codec'"))
     for channel, spaces in raw["metrics"].items():
         if not isinstance(spaces, dict) or not all(isinstance(m, dict) for m in spaces.values()):
             raise ResultsError(f"{source}: metrics.{channel} must map spaces to metric tables")
         for space, metrics in spaces.items():
-            if space not in SPACES:
+            if space not in spaces_allowed:
                 raise ResultsError(f"{source}: metrics.{channel} has unknown space {space!r}")
             for name, values in metrics.items():
                 if not isinstance(values, list) or len(values) != n_leads:
@@ -92,9 +125,35 @@ def validate_results_json(raw: Any, source: str = "results") -> None:
                     raise ResultsError(f"{source}: metrics.{channel}.{space}.{name} holds non-numbers")
     if raw.get("training") is not None and not isinstance(raw["training"], dict):
         raise ResultsError(f"{source}: training must be an object or absent")
-    unknown = set(raw) - set(required) - {"schema_version", "training"}
+    if raw.get("ensemble") is not None:
+        validate_ensemble_json(raw["ensemble"], n_leads, source)
+    unknown = set(raw) - set(required) - {"schema_version", "training", "codec", "ensemble"}
     if unknown:
         raise ResultsError(f"{source}: unknown fields {sorted(unknown)}")
+
+
+def store_name(source: str) -> str:
+    """How results name a data store: a remote store's URL, a local one's file name (a local path means nothing to a reader)."""
+    text = str(source)
+    return text if "://" in text else Path(text).name
+
+
+def validate_ensemble_json(ensemble: Any, n_leads: int, source: str) -> None:
+    """Check the optional ensemble block: member count and one frequency row of M + 1 ranks per lead."""
+    if not isinstance(ensemble, dict):
+        raise ResultsError(f"{source}: ensemble must be an object or absent")
+    members = ensemble.get("members")
+    if type(members) is not int or members < 1:
+        raise ResultsError(f"{source}: ensemble.members must be a positive integer")
+    histogram = ensemble.get("rank_histogram")
+    frequencies = histogram.get("frequencies") if isinstance(histogram, dict) else None
+    if not isinstance(frequencies, dict):
+        raise ResultsError(f"{source}: ensemble.rank_histogram.frequencies must map channels to rows per lead")
+    for channel, rows in frequencies.items():
+        if not (isinstance(rows, list) and len(rows) == n_leads and all(
+                isinstance(row, list) and len(row) == members + 1 and all(isinstance(v, (int, float)) for v in row)
+                for row in rows)):
+            raise ResultsError(f"{source}: ensemble.rank_histogram.frequencies.{channel} must hold {n_leads} rows of {members + 1} numbers")
 
 
 def json_number(value: float, digits: int = 7) -> float | None:
@@ -119,16 +178,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def results_path(out_dir: Path, task_name: str, submission_name: str) -> Path:
-    """Where a submission's results for a task live: ``OUT/TASK/NAME.json``."""
-    return Path(out_dir) / task_name / f"{submission_name}.json"
+def results_path(out_dir: Path, task_name: str, submission_name: str, variant: str | None = None) -> Path:
+    """Where a submission's results for a task live: ``OUT/TASK/NAME.json``, or ``OUT/TASK/NAME.VARIANT.json``
+    for a second board of the same task (e.g. a codec scored on the real ERA5 sample)."""
+    return Path(out_dir) / task_name / (f"{submission_name}.{variant}.json" if variant else f"{submission_name}.json")
 
 
-def write_results(results: Results, out_dir: Path) -> Path:
+def write_results(results: Results, out_dir: Path, variant: str | None = None) -> Path:
     """Validate and write a results file atomically; returns its path."""
     raw = results.to_json()
     validate_results_json(raw)
-    path = results_path(out_dir, results.task["name"], results.submission["name"])
+    path = results_path(out_dir, results.task["name"], results.submission["name"], variant)
     atomic_write_text(path, json.dumps(raw, indent=1, allow_nan=False) + "\n")
     return path
 

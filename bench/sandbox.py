@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import pickle
 import platform
@@ -40,6 +41,8 @@ import psutil
 from bench import wire
 from bench.cgroups import RunGroup
 from bench.errors import (
+    CodecContractError,
+    LatentShapeError,
     OutputDtypeError,
     OutputShapeError,
     SandboxError,
@@ -164,6 +167,8 @@ def _with_cgroup(command: list[str], group: RunGroup | None) -> list[str]:
 class SandboxedForecaster:
     """A code submission running in its sandbox; ``predict`` sends inputs and returns checked bytes."""
 
+    role = "forecaster"
+
     def __init__(self, submission: Submission, context: SubmissionContext, blocked_roots: list[Path], limits: SandboxLimits,
                  ensemble: bool = False):
         self.submission = submission
@@ -203,7 +208,9 @@ class SandboxedForecaster:
         climatology = context._climatology if context._climatology is not None else self._climatology(context)
         payload = pickle.dumps({
             "submission": self.submission, "task": context.task, "stats": context.stats, "climatology": climatology,
+            "train_fields": context._train_fields,
             "blocked_roots": [str(p) for p in blocked_roots], "unreadable_roots": unreadable_roots(blocked_roots), "plan": plan,
+            "role": self.role,
         }, protocol=5)
         self._send({"kind": "start", "pickle_bytes": len(payload)}, "starting")
         self._sendall(payload, "starting")
@@ -217,6 +224,7 @@ class SandboxedForecaster:
         ready = self._receive("building the model")
         if ready.get("status") != "ready":
             raise SubmissionProtocolError(f"{self.submission.name}: answered {str(ready.get('status'))[:40]!r} instead of being ready")
+        self.ready = ready
         parameters = ready.get("parameters")
         self.parameters = parameters if type(parameters) is int and 0 <= parameters < MAX_PARAMETERS else None
         accelerator = ready.get("accelerator")
@@ -399,6 +407,8 @@ class SandboxedForecaster:
                 )
             if kind == "SandboxSetupError":
                 raise SandboxError(f"{self.submission.name}: {text}")
+            if kind == "CodecContractError":
+                raise CodecContractError(f"{self.submission.name}: {text}")
             error = SubmissionCrashedError(f"{self.submission.name}: the model raised {kind} while {doing}: {text}")
             error.details = _text(header.get("trace"), 20000, keep_lines=True)
             raise error
@@ -440,6 +450,92 @@ class SandboxedForecaster:
             raise self._timeout(doing) from None
         except wire.PeerGone as exc:
             raise self._died(doing) from exc
+
+
+MAX_LATENT_VALUES = 2**24  # per field: 64 MiB of float32, far above any codec of the design documents
+MAX_DESCRIPTION_CHARS = 4000
+FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+def checked_latent_shape(raw: object, name: str) -> tuple[int, ...]:
+    """A codec's declared latent shape (one field, no batch), checked to be a short tuple of positive ints."""
+    if not (isinstance(raw, list) and 1 <= len(raw) <= 6 and all(type(n) is int and n >= 1 for n in raw)):
+        raise CodecContractError(f"{name}: latent_shape {str(raw)[:80]} must be a tuple of 1 to 6 positive integers, e.g. (4, 4, 8)")
+    if int(np.prod(raw, dtype=np.int64)) > MAX_LATENT_VALUES:
+        raise CodecContractError(f"{name}: latent_shape {tuple(raw)} holds over {MAX_LATENT_VALUES} values per field; make the latent smaller")
+    return tuple(raw)
+
+
+def checked_description(raw: object, name: str) -> dict[str, Any]:
+    """A codec's describe() as plain JSON data of bounded size (it is shown on the site as text)."""
+    text = json.dumps(raw, allow_nan=False) if isinstance(raw, dict) else ""
+    if not isinstance(raw, dict) or len(text) > MAX_DESCRIPTION_CHARS:
+        raise CodecContractError(f"{name}: describe() must return a JSON object of at most {MAX_DESCRIPTION_CHARS} characters")
+    return json.loads(text)
+
+
+class SandboxedCodec(SandboxedForecaster):
+    """One half of a codec submission, in its own sandbox: the encoder process or the decoder process.
+
+    The harness runs two: fields go to the encoder, latents come back to the harness, which checks
+    them and sends them itself to the decoder, a separate process with its own private temp dir, so
+    the decoder sees nothing but the latents (no memory or file the encoder could leave behind).
+    """
+
+    ROLES = ("encoder", "decoder")
+
+    def __init__(self, submission: Submission, context: SubmissionContext, blocked_roots: list[Path], limits: SandboxLimits, role: str):
+        if role not in self.ROLES:
+            raise ValueError(f"role must be one of {self.ROLES}")
+        self.role = role
+        super().__init__(submission, context, blocked_roots, limits)
+        try:
+            self.latent_shape = checked_latent_shape(self.ready.get("latent_shape"), submission.name)
+            self.description = checked_description(self.ready.get("description"), submission.name)
+        except BaseException:
+            self.close()
+            raise
+
+    def _exchange(self, kind: str, array: np.ndarray, doing: str, want: tuple[int, ...], what: str, layout: str,
+                  shape_error: type[OutputShapeError]) -> np.ndarray:
+        """Send ``array`` for ``kind``; read the answer only once it is a float array of shape ``want``."""
+        source = f"{self.submission.name} ({self.task.name})"
+        self._send({"kind": kind}, doing, array)
+        header = self._receive(doing)
+        if header.get("status") == "bad-dtype":
+            self._kill()
+            raise OutputDtypeError(f"{source}: {what} dtype is {_text(header.get('dtype'), 100)}; return float32")
+        if header.get("status") != "ok":
+            raise self._protocol_error(f"answered {str(header.get('status'))[:40]!r}", doing)
+        try:
+            dtype, shape = wire.array_spec(header)
+        except wire.WireError as exc:
+            raise self._protocol_error(str(exc), doing) from exc
+        if dtype not in FLOAT_DTYPES:
+            self._kill()
+            raise OutputDtypeError(f"{source}: {what} dtype is {dtype}; return float32")
+        if shape != want:
+            self._kill()
+            raise shape_error(f"{source}: {what} have shape {shape}, expected {want} i.e. {layout}")
+        try:
+            return wire.recv_array(self._sock, dtype, shape, self.deadline, lambda: self._check_limits(doing))
+        except wire.Deadline:
+            self._kill()
+            raise self._timeout(doing) from None
+        except wire.PeerGone as exc:
+            raise self._died(doing) from exc
+
+    def encode(self, fields: np.ndarray) -> np.ndarray:
+        """Latents of ``fields`` (B, C, 32, 64) physical units, read only once they are (B, *latent_shape) floats."""
+        want = (len(fields),) + self.latent_shape
+        return self._exchange("encode", np.ascontiguousarray(fields, dtype=np.float32), "encoding", want, "latents",
+                              f"(batch, *latent_shape) with the declared latent_shape {self.latent_shape}", LatentShapeError)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Fields decoded from ``latents``, read only once they are (B, C, 32, 64) floats."""
+        want = (len(latents), len(self.task.channels)) + self.task.grid.shape
+        return self._exchange("decode", np.ascontiguousarray(latents), "decoding", want, "reconstructions",
+                              "(batch, channel, 32, 64)", OutputShapeError)
 
 
 def _text(value: object, limit: int, keep_lines: bool = False) -> str:

@@ -168,7 +168,7 @@ def serve(sock: socket.socket) -> None:
     """Lock in, build the model, then answer predict requests until told to close."""
     header = wire.recv_header(sock, max_bytes=2**20)
     start = pickle.loads(wire.recv_exact(sock, int(header["pickle_bytes"])))  # from the harness: trusted
-    from bench.submission import SubmissionContext, build_forecaster, count_parameters, make_batch
+    from bench.submission import SubmissionContext, build_codec, build_forecaster, count_parameters, make_batch
 
     def answer(reply: dict[str, Any], array: np.ndarray | None = None) -> bool:
         """Send ``reply`` unless a guarded read happened; True when the run must stop."""
@@ -184,7 +184,12 @@ def serve(sock: socket.socket) -> None:
         install_guard(start["blocked_roots"])
         wire.send(sock, {"status": "sandboxed", "applied": applied})
         context = SubmissionContext(task=task, stats=start["stats"], submission_dir=submission.root,
-                                    climatology_path=None, _climatology=start["climatology"])
+                                    climatology_path=None, _climatology=start["climatology"],
+                                    _train_fields=start.get("train_fields"))
+        role = start.get("role", "forecaster")
+        if role in ("encoder", "decoder"):
+            serve_codec(sock, build_codec(submission, context), role, answer)
+            return
         forecaster = build_forecaster(submission, context)
         parameters = count_parameters(forecaster)
         if answer({"status": "ready", "parameters": parameters, **hardware_of_worker()}):
@@ -209,6 +214,31 @@ def serve(sock: socket.socket) -> None:
                     "trace": traceback.format_exc()[-MAX_TRACE:]})
         except (wire.WireError, OSError):
             pass
+
+
+def serve_codec(sock: socket.socket, codec: Any, role: str, answer) -> None:
+    """Answer the requests of one codec role: ``encode`` in the encoder process, ``decode`` in the decoder process."""
+    from bench.submission import count_parameters
+
+    ready = {"status": "ready", "parameters": count_parameters(codec),
+             "latent_shape": [int(n) for n in codec.latent_shape], "description": codec.describe(), **hardware_of_worker()}
+    if answer(ready):
+        return
+    method = codec.encode if role == "encoder" else codec.decode
+    while True:
+        request = wire.recv_header(sock, max_bytes=2**20)
+        if request.get("kind") == "close":
+            return
+        if request.get("kind") != role[:-1]:  # "encoder" serves "encode", "decoder" serves "decode"
+            raise RuntimeError(f"the {role} process got a {str(request.get('kind'))[:20]!r} request")
+        array = np.array(wire.recv_array(sock, *wire.array_spec(request)))
+        result = np.asarray(method(array))
+        if result.dtype.name not in wire.ALLOWED_DTYPES:
+            if answer({"status": "bad-dtype", "dtype": one_line(str(result.dtype), 100)}):
+                return
+            continue
+        if answer({"status": "ok"}, result.astype(result.dtype.newbyteorder("="), copy=False)):
+            return
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,7 +31,9 @@ KINDS = ("code", "predictions")
 TRACKS = ("deterministic", "probabilistic", "codec")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 REQUIRED_FIELDS = ("name", "kind", "track", "tasks", "authors", "description", "license")
-OPTIONAL_FIELDS = ("code_url", "paper_url", "entry_point", "predictions", "parameters", "training")
+OPTIONAL_FIELDS = ("code_url", "paper_url", "entry_point", "predictions", "parameters", "training", "needs")
+# What a code submission may ask the harness for beyond the task, statistics and climatology.
+NEEDS = ("train_fields",)  # the train-split fields (e.g. a climatological or analogue ensemble); never the test year
 TRAINING_FIELDS = ("data", "time", "hardware")
 
 
@@ -51,11 +54,15 @@ class SubmissionManifest:
     predictions: dict[str, str] | None = None
     parameters: int | None = None
     training: dict[str, str] | None = None
+    needs: tuple[str, ...] = ()
 
     def model_card(self) -> dict[str, Any]:
         """The manifest as plain data, for results files and the leaderboard."""
         card = dataclasses.asdict(self)
         card["tasks"], card["authors"] = list(self.tasks), list(self.authors)
+        card["needs"] = list(self.needs)
+        if not self.needs:
+            del card["needs"]  # results of submissions that ask for nothing extra keep their shape
         return card
 
 
@@ -191,6 +198,12 @@ def _problems(raw: dict, root: Path | None = None) -> list[str]:
     parameters = raw.get("parameters")
     if parameters is not None and not (type(parameters) is int and 0 <= parameters < MAX_PARAMETERS):
         problems.append("parameters must be a non-negative integer")
+    needs = raw.get("needs")
+    if needs is not None:
+        if not isinstance(needs, list) or not all(isinstance(n, str) and n in NEEDS for n in needs):
+            problems.append(f"needs must be a list drawn from {list(NEEDS)}")
+        elif kind != "code":
+            problems.append("needs applies to code submissions only")
     training = raw.get("training")
     if training is not None:
         if not isinstance(training, dict):
@@ -255,7 +268,7 @@ def load_submission(root: Path | str, project_root: Path = PROJECT_ROOT) -> Subm
         authors=tuple(raw["authors"]), description=" ".join(str(raw["description"]).split()),
         license=str(raw["license"]), code_url=raw.get("code_url"), paper_url=raw.get("paper_url"),
         entry_point=raw.get("entry_point"), predictions=raw.get("predictions"),
-        parameters=raw.get("parameters"), training=raw.get("training"),
+        parameters=raw.get("parameters"), training=raw.get("training"), needs=tuple(raw.get("needs") or ()),
     )
     return Submission(root.resolve(), manifest)
 
@@ -278,6 +291,7 @@ class SubmissionContext:
     submission_dir: Path
     climatology_path: Path | None = None
     _climatology: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    _train_fields: "TrainFields | None" = dataclasses.field(default=None, repr=False)
 
     def load(self) -> None:
         """Read the climatology into memory (done before the model is built)."""
@@ -292,6 +306,72 @@ class SubmissionContext:
         if self._climatology is None:
             raise SubmissionError("no climatology was prepared for this evaluation")
         return climatology_at(self._climatology, times, self.task.time_step_hours)
+
+    def train_fields(self) -> TrainFields:
+        """The train split's fields (physical units), for submissions that declare ``needs: [train_fields]``."""
+        if self._train_fields is None:
+            raise SubmissionError("the harness provides the train-split fields only to submissions that declare "
+                                  "needs: [train_fields] in submission.yaml; add it")
+        return self._train_fields
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainFields:
+    """The train split's fields in physical units: times (T,) datetime64[ns] and values (T, channel, lat, lon)."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    def at(self, times: np.ndarray) -> np.ndarray:
+        """Fields at ``times`` (any shape, each a train-split time) -> times.shape + (channel, lat, lon)."""
+        wanted = np.asarray(times, dtype="datetime64[ns]")
+        index = np.searchsorted(self.times, wanted.ravel())
+        index = np.clip(index, 0, len(self.times) - 1)
+        if not (self.times[index] == wanted.ravel()).all():
+            missing = wanted.ravel()[self.times[index] != wanted.ravel()][0]
+            raise SubmissionError(f"{missing} is not a train-split time ({self.times[0]} .. {self.times[-1]}); ask only for train times")
+        return self.values[index].reshape(wanted.shape + self.values.shape[1:])
+
+    def same_season(self, times: np.ndarray, offsets_days: tuple[int, ...], span_hours: int = 0,
+                    years: tuple[int, ...] | None = None) -> np.ndarray:
+        """For each of ``times`` (any shape): the same calendar day and hour in every train year, shifted by each
+        offset (days) -> times.shape + (years x offsets,) train times. 29 February maps to the 28th; a time
+        whose ``[t, t + span_hours]`` leaves the train split is moved by a year's days within its year, and one
+        absent from the fields (a store with fewer train years) becomes the nearest present time of that hour."""
+        flat = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]").ravel())
+        years = sorted(years or set(pd.DatetimeIndex(self.times).year))
+        first, last = self.times[0], self.times[-1] - np.timedelta64(span_hours, "h")
+        out = np.empty((len(flat), len(years) * len(offsets_days)), dtype="datetime64[ns]")
+        for i, t in enumerate(flat):
+            day = 28 if (t.month, t.day) == (2, 29) else t.day
+            column = 0
+            for year in years:
+                base = pd.Timestamp(year=year, month=t.month, day=day, hour=t.hour)
+                for offset in offsets_days:
+                    candidate = (base + pd.Timedelta(days=offset)).to_datetime64()
+                    for shift in (0, 365, -365):
+                        moved = candidate + np.timedelta64(shift, "D")
+                        if first <= moved <= last:
+                            candidate = moved
+                            break
+                    out[i, column] = candidate
+                    column += 1
+        return self._snap(out, last).reshape(np.shape(times) + (out.shape[1],))
+
+    def _snap(self, wanted: np.ndarray, last: np.datetime64) -> np.ndarray:
+        """Times absent from the split (a gap, a store with fewer train years) -> the nearest present one, same hour."""
+        present = self.times[self.times <= last]
+        absent = ~np.isin(wanted, present)
+        if not absent.any():
+            return wanted
+        hours = pd.DatetimeIndex(present).hour.values
+        snapped = wanted.copy()
+        for position in zip(*np.nonzero(absent)):
+            t = wanted[position]
+            pool = present[hours == pd.Timestamp(t).hour]
+            pool = pool if len(pool) else present
+            snapped[position] = pool[np.argmin(np.abs(pool - t))]
+        return snapped
 
 
 def make_batch(task: TaskSpec, init_times: pd.DatetimeIndex) -> Batch:
@@ -311,6 +391,50 @@ class Forecaster(Protocol):
 
 def build_forecaster(submission: Submission, context: SubmissionContext) -> Forecaster:
     """Import the entry point of a code submission and call it with the context."""
+    forecaster, function_name = _call_entry_point(submission, context)
+    if not callable(getattr(forecaster, "predict", None)):
+        raise SubmissionError(f"{function_name}() must return an object with predict(inputs, batch)")
+    return forecaster
+
+
+class Codec(Protocol):
+    """What a codec submission's entry point returns (see bench.codec_eval for the whole contract)."""
+
+    latent_shape: tuple[int, ...]
+
+    def encode(self, fields: np.ndarray) -> np.ndarray: ...
+
+    def decode(self, latents: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def build_codec(submission: Submission, context: SubmissionContext) -> Codec:
+    """Import a codec submission's entry point, call it with the context and check the codec contract."""
+    from bench.errors import CodecContractError
+
+    codec, function_name = _call_entry_point(submission, context)
+    missing = [m for m in ("encode", "decode", "describe") if not callable(getattr(codec, m, None))]
+    if missing:
+        raise CodecContractError(f"{function_name}() must return an object with encode(fields), decode(latents) and describe(); "
+                                 f"it has no {', '.join(missing)}")
+    shape = getattr(codec, "latent_shape", None)
+    if not (isinstance(shape, (tuple, list)) and shape and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
+        raise CodecContractError(f"the codec's latent_shape is {str(shape)[:80]}; declare one field's latent shape as a tuple "
+                                 "of positive integers without the batch, e.g. latent_shape = (4, 4, 8)")
+    description = codec.describe()
+    try:
+        json.dumps(description, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CodecContractError(f"the codec's describe() is not plain JSON data ({exc}); return a dict of "
+                                 "strings, numbers, lists and dicts, e.g. {'input_scaling': 'zscore', ...}") from exc
+    if not isinstance(description, dict):
+        raise CodecContractError("the codec's describe() must return a dict, e.g. {'input_scaling': 'zscore', 'native_grid': True}")
+    return codec
+
+
+def _call_entry_point(submission: Submission, context: SubmissionContext) -> tuple[Any, str]:
+    """Import the entry point ``FILE.py:FUNCTION`` and return ``FUNCTION(context)`` and the function's name."""
     file_name, function_name = str(submission.manifest.entry_point).split(":")
     path = submission.root / file_name
     if not path.is_file():
@@ -324,10 +448,7 @@ def build_forecaster(submission: Submission, context: SubmissionContext) -> Fore
     factory = getattr(module, function_name, None)
     if factory is None:
         raise SubmissionError(f"{path} has no function {function_name!r}; fix entry_point in {MANIFEST_FILE}")
-    forecaster = factory(context)
-    if not callable(getattr(forecaster, "predict", None)):
-        raise SubmissionError(f"{function_name}() must return an object with predict(inputs, batch)")
-    return forecaster
+    return factory(context), function_name
 
 
 def count_parameters(forecaster: Any) -> int | None:

@@ -78,7 +78,12 @@ def validate(
             report.checked.append(f"{task_name}: skipped, data not available ({exc})")
             continue
         try:
-            if submission.manifest.kind == "code":
+            if submission.manifest.track == "codec":
+                from bench.codec_eval import check_codec
+
+                n = check_codec(submission, task, data, settings.limits, settings.batch_size)
+                report.checked.append(f"{task_name}: encoder and decoder built in the sandbox, {n} fields encoded, passed on and decoded")
+            elif submission.manifest.kind == "code":
                 init_times = data.init_times("validation")[: settings.batch_size]
                 if len(init_times) == 0:
                     init_times = data.init_times("test")[: settings.batch_size]

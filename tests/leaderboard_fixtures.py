@@ -50,8 +50,10 @@ def data_record(fingerprint: str = DATA_FINGERPRINT) -> dict[str, Any]:
     """The ``data`` block: a simulated dataset, so the site must say it is not ERA5."""
     return {
         "fingerprint": fingerprint,
-        "source": "sample/toy-gcm-64x32.zarr",
         "title": "Toy GCM simulation (not ERA5)",
+        "store": "toy-gcm-64x32.zarr",
+        "climatology": {"window_days": 61, "window": "triangular", "method": "wb2-hourly-explicit",
+                        "statistic": "mean", "years": "train split"},
         "split": "test",
         "n_init_times": 1464,
         "first_init_time": "2020-01-01T00:00",
@@ -110,6 +112,8 @@ def fabricate_results(
         "training": {"data": "ERA5 1979-2014", "time": "2 h", "hardware": "1x A100"},
     }
     submission.update(card)
+    if track == "codec":
+        return codec_results(submission, task_name, channels, scale)
     raw = {
         "schema_version": SCHEMA_VERSION,
         "submission": submission,
@@ -124,6 +128,32 @@ def fabricate_results(
         },
     }
     validate_results_json(raw, name)
+    return raw
+
+
+def codec_results(submission: dict[str, Any], task_name: str, channels: list[str], scale: float) -> dict[str, Any]:
+    """A codec-track results document: one value per metric, the [0, 1] space and the codec section."""
+    metrics = {}
+    for c in channels:
+        rmse = round(CHANNELS[c][1] * scale, 6)
+        metrics[c] = {
+            "physical": {"rmse": [rmse], "mae": [round(0.8 * rmse, 6)], "bias": [0.01], "max_abs_error": [round(8 * rmse, 6)],
+                         "correlation": [0.998], "spectral_error": [0.2], "small_scale_power_ratio": [0.8]},
+            "normalized": {"rmse": [round(rmse / CHANNELS[c][2], 8)], "mae": [round(0.8 * rmse / CHANNELS[c][2], 8)]},
+            "unit_range": {"rmse": [0.004], "mae": [0.003], "psnr": [48.0], "ssim": [0.995]},
+        }
+    raw = {
+        "schema_version": SCHEMA_VERSION, "submission": submission, "task": task_record(task_name), "data": data_record(),
+        "metrics": metrics,
+        "error_maps": {c: {**error_map(c, CHANNELS[c][1] * scale), "lead_hours": 0} for c in channels},
+        "provenance": {"git_commit": "0123456789abcdef0123456789abcdef01234567", "git_dirty": False, "harness_version": "0.1.0",
+                       "hardware": {"cpu": "test CPU"}, "wall_time_s": 12.0, "evaluated_at": "2024-05-01T12:00:00+00:00"},
+        "codec": {"latent_shape": [len(channels), 64], "latent_dtype": "float32", "latent_values": 64 * len(channels),
+                  "field_values": 2048 * len(channels), "compression_ratio": 32.0, "encode_fields_per_s": 900.0,
+                  "decode_fields_per_s": 1100.0, "throughput_note": "test", "spectra": {},
+                  "description": {"input_scaling": "zscore", "latent_scaling": {"kind": "none"}, "resize_to": None, "native_grid": True}},
+    }
+    validate_results_json(raw, submission["name"])
     return raw
 
 

@@ -32,7 +32,7 @@ def test_persistence_scores_equal_a_direct_numpy_computation(prepared, tmp_path)
     np.testing.assert_allclose(results.metric("2m_temperature", "rmse", "normalized"), np.sqrt(mse.mean(axis=0)) / std, rtol=1e-6)
     assert path == results_path(tmp_path, T2M, "persistence")
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 1 and raw["task"]["fingerprint"] == load_task(T2M).fingerprint
+    assert raw["schema_version"] == 2 and "source" not in raw["data"] and raw["data"]["store"] == "wb2.zarr" and raw["task"]["fingerprint"] == load_task(T2M).fingerprint
     assert raw["data"]["fingerprint"] == data.fingerprint and raw["data"]["n_init_times"] == len(init) == 45
     assert raw["provenance"]["hardware"]["cpu_count"] >= 1 and raw["provenance"]["wall_time_s"] > 0
     assert np.array(raw["error_maps"]["2m_temperature"]["rmse"]).shape == (32, 64)

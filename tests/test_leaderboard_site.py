@@ -144,7 +144,7 @@ def test_build_writes_overview_pages_maps_and_local_assets(built):
     assert len(report.pages) == 1 + 11
     assert all(page.is_file() for page in report.pages)
     assert (site / "static" / "leaderboard.css").is_file() and (site / "static" / "leaderboard.js").is_file()
-    maps = sorted(site.rglob("*.png"))
+    maps = sorted(p for p in site.rglob("*.png") if "codec" not in p.parts)  # codec/: error-against-compression charts
     assert len(maps) == 8 + 3 * 5
     assert all(png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for png in maps)
     assert not list(site.parent.glob(".site.*")), "temp build dirs left behind"
@@ -197,7 +197,27 @@ def test_other_fingerprint_is_labelled_and_kept_apart(built):
 def test_board_header_says_what_the_data_is(built):
     _, report = built
     index = (report.out_dir / "index.html").read_text()
-    assert "Toy GCM simulation (not ERA5)" in index and "sample/toy-gcm-64x32.zarr" in index
+    assert "Toy GCM simulation (not ERA5)" in index and "toy-gcm-64x32.zarr" in index
+    # provenance: the command that re-derives the board, the harness version, no reproduce yet
+    assert "bench reproduce --task era5-64x32-12to4-t2m --data toy-gcm-64x32.zarr" in index
+    assert "results re-derived and equal by bench reproduce" in index
+
+
+def test_boards_and_pages_state_the_last_successful_reproduce(tmp_path):
+    fixtures = populate_results(tmp_path / "results")
+    readable, _ = load_entries(fixtures.results_dir)
+    entries = [{"task": e.results.task["name"], "submission": e.name, "status": "equal",
+                "last_equal_at": "2026-11-20T10:00:00+00:00", "reproduced_at": "2026-11-20T10:00:00+00:00"}
+               for e in readable]
+    (tmp_path / "reproduce.json").write_text(json.dumps({"schema": "bench-reproduce/1", "data": {}, "entries": entries}))
+    report = build_site(fixtures.results_dir, tmp_path / "site")
+    index = (report.out_dir / "index.html").read_text()
+    assert "re-derived and equal (last on 2026-11-20)" in index
+    page = next(p for p in report.pages if p.name == "unet-small.html").read_text()
+    for text in ("bench reproduce --task era5-64x32-12to4-t2m --only unet-small --data toy-gcm-64x32.zarr",
+                 "re-derived and equal on 2026-11-20", "Toy GCM simulation (not ERA5) (toy-gcm-64x32.zarr, fingerprint",
+                 "61-day triangular window (WeatherBench 2)"):
+        assert text in page, text
 
 
 def test_submission_page_has_card_metrics_maps_and_provenance(built):
@@ -291,3 +311,12 @@ def test_same_name_twice_on_a_board_gets_two_pages(tmp_path):
     write_results_file(results, fabricate_results("model-a", with_error_maps=False), file_name="model-a-rerun.json")
     report = build_site(results, tmp_path / "site")
     assert sorted(p.name for p in report.pages[1:]) == ["model-a-2.html", "model-a.html"]
+
+
+def test_codec_tab_shows_reconstruction_columns_and_a_codec_page(built):
+    fixtures, report = built
+    index = (report.out_dir / "index.html").read_text()
+    assert "data-codec-board" in index and "PSNR" in index and "Compression" in index and "32×" in index
+    page = next(p for p in report.pages if p.name == "pca-codec.html").read_text()
+    assert "Latent and compression" in page and "reconstruction RMSE map" in page and "RMSE against lead time" not in page
+    assert list((report.out_dir / "codec").rglob("*.png"))  # error against compression ratio

@@ -115,3 +115,66 @@ def test_ensemble_deterministic_metrics_use_the_ensemble_mean_and_spread_is_the_
     var = forecast.var("number", ddof=1)
     expected = np.sqrt(float(((var * w).mean(["latitude", "longitude"])).mean()))
     assert float(SpreadRMS().compute(forecast, truth, w)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_scorer_one_pass_equals_the_xarray_metrics_in_both_spaces_and_runs_xarray_only_metrics():
+    """ScoreAccumulator's fused kernels against each metric's xarray front end; a metric that only
+    defines compute_chunk (xarray) still scores, with its normalised value computed on z-scored arrays."""
+    import dataclasses as dc
+    from typing import ClassVar
+
+    from bench.metrics import Metric, spatial_mean
+    from bench.normalization import ChannelStats, NormStats
+    from bench.scoring import ScoreAccumulator
+    from bench.task import load_task
+
+    @dc.dataclass(frozen=True)
+    class MeanSquaredForecast(Metric):
+        name: ClassVar[str] = "msf"
+
+        def compute_chunk(self, forecast, truth, weights, climatology=None):
+            return spatial_mean(forecast**2, weights)
+
+    task = load_task("era5-64x32-12to4-t2m")
+    stats = NormStats(("2m_temperature",), {"2m_temperature": ChannelStats(280.0, 8.0, 200.0, 330.0, 1.0)})
+    rng = np.random.default_rng(7)
+    truth = rng.normal(280, 10, (10, 4, 1, 32, 64)).astype(np.float32)
+    forecast = (truth + rng.normal(0, 1, truth.shape)).astype(np.float32)
+    clim = (truth + rng.normal(0, 3, truth.shape)).astype(np.float32)
+    acc = ScoreAccumulator(task, stats, ensemble=False)
+    acc.metrics = acc.metrics + (MeanSquaredForecast(),)
+    acc.add(np.arange(6), forecast[:6], truth[:6], clim[:6])
+    acc.add(np.arange(6, 10), forecast[6:], truth[6:], clim[6:])
+    values = acc.metric_values()
+    dims = ["init_time", "lead_hours", "latitude", "longitude"]
+    f, t, c = (xr.DataArray(a[:, :, 0].astype(np.float64), dims=dims) for a in (forecast, truth, clim))
+    w = lat_weights(LAT)
+    for metric in (RMSE(), MAE(), Bias(), ACC()):
+        expected = metric.compute(f, t, w, c).values
+        np.testing.assert_allclose(values[("physical", metric.name)][:, 0], expected, rtol=1e-10)
+        z = [(a - 280.0) / 8.0 for a in (f, t, c)]
+        np.testing.assert_allclose(values[("normalized", metric.name)][:, 0], metric.compute(*z[:2], w, z[2]).values, rtol=1e-9)
+    np.testing.assert_allclose(values[("physical", "msf")][:, 0], (f**2 * w).mean(["latitude", "longitude"]).mean("init_time"), rtol=1e-10)
+    np.testing.assert_allclose(values[("normalized", "msf")][:, 0], (((f - 280) / 8) ** 2 * w).mean(["latitude", "longitude"]).mean("init_time"), rtol=1e-9)
+
+
+def test_scorer_scores_an_ensemble_like_the_metric_classes():
+    from bench.normalization import ChannelStats, NormStats
+    from bench.scoring import ScoreAccumulator
+    from bench.task import load_task
+
+    task = load_task("era5-64x32-12to4-t2m")
+    stats = NormStats(("2m_temperature",), {"2m_temperature": ChannelStats(280.0, 8.0, 200.0, 330.0, 1.0)})
+    rng = np.random.default_rng(8)
+    truth = rng.normal(280, 10, (5, 4, 1, 32, 64)).astype(np.float32)
+    forecast = (truth[:, None] + rng.normal(0, 1, (5, 3, 4, 1, 32, 64))).astype(np.float32)
+    clim = (truth + rng.normal(0, 3, truth.shape)).astype(np.float32)
+    acc = ScoreAccumulator(task, stats, ensemble=True)
+    acc.add(np.arange(5), forecast, truth, clim)
+    values = acc.metric_values()
+    dims = ["init_time", "lead_hours", "latitude", "longitude"]
+    t, c = (xr.DataArray(a[:, :, 0].astype(np.float64), dims=dims) for a in (truth, clim))
+    f = xr.DataArray(forecast[:, :, :, 0].astype(np.float64), dims=["init_time", "number"] + dims[1:])
+    for metric in (RMSE(), ACC(), CRPS(), SpreadRMS()):
+        np.testing.assert_allclose(values[("physical", metric.name)][:, 0], metric.compute(f, t, lat_weights(LAT), c).values, rtol=1e-10)
+    np.testing.assert_allclose(values[("normalized", "crps")], values[("physical", "crps")] / 8.0, rtol=1e-12)

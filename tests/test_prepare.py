@@ -52,10 +52,10 @@ def test_climatology_is_the_smoothed_day_of_year_hour_mean():
     doy = times.day_of_year.values
     values = (doy[:, None, None] * 1.0 + times.hour.values[:, None, None]) * np.ones((1, 2, 3))
     field = xr.DataArray(values, dims=("time", "latitude", "longitude"), coords={"time": times})
-    raw = compute_climatology(field, 6, window_days=1)
+    raw = compute_climatology(field, 6, window_days=1, window="flat")
     assert float(raw.sel(dayofyear=100, hour=12)[0, 0]) == pytest.approx(112.0)
     smooth = compute_climatology(field, 6, window_days=5)
-    # the mean of days 98..102 at 06 UTC
+    # days 98..102 at 06 UTC with WB2's triangular weights 0, 1, 2, 1, 0 (a linear signal keeps its value)
     assert float(smooth.sel(dayofyear=100, hour=6)[0, 0]) == pytest.approx(106.0)
     constant = xr.DataArray(np.full((len(times), 2, 3), 7.0), dims=field.dims, coords={"time": times})
     np.testing.assert_allclose(compute_climatology(constant, 6, 61).values, 7.0, rtol=1e-6)

@@ -96,9 +96,9 @@ def test_duplicate_of_a_committed_submission_is_not_evaluated(tmp_path, prepared
     assert_evaluate_refuses(submission, prepared, tmp_path, "SubmissionError", "name 'example-code' duplicates the submission in")
 
 
-def test_codec_track_is_not_scored_by_bench_evaluate(tmp_path, prepared):
+def test_a_forecaster_declared_as_a_codec_is_refused_by_the_codec_contract(tmp_path, prepared):
     submission = write_submission(tmp_path / "sub", track="codec")
-    assert_evaluate_refuses(submission, prepared, tmp_path, "SubmissionError", "codec-track submissions are scored by the codec harness")
+    assert_evaluate_refuses(submission, prepared, tmp_path, "CodecContractError", "must return an object with encode(fields), decode(latents)")
 
 
 def test_example_submissions_pass_the_static_checks():

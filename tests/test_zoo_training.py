@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 
 from bench.dataset import PreparedData  # noqa: E402
+from bench.errors import TrainingError  # noqa: E402
 from bench.evaluate import EvaluationSettings, evaluate  # noqa: E402
 from bench.results import Results  # noqa: E402
 from bench.task import load_task  # noqa: E402
@@ -89,6 +90,29 @@ def test_resume_continues_from_the_last_epoch(prepared, tmp_path):
     assert [row["epoch"] for row in log] == [1, 2]
 
 
+def test_a_warm_start_continues_from_committed_weights_and_keeps_one_curve(prepared, tmp_path):
+    root = copy_baseline("cnn", tmp_path)
+    settings = {**SMOKE, "precision": "fp32"}
+    first = train_submission(root, MULTI, prepared, progress=False, **settings)
+    second = train_submission(root, MULTI, prepared, progress=False, init_from="weights/{task}", lr=1e-6, **settings)
+    warm = second.meta["warm_start"]
+    assert warm["epochs_before"] == 1 and warm["validation_score_before"] == first.meta["validation"]["score"]
+    assert [(row["epoch"], row["stage"]) for row in second.log] == [(1, 1), (2, 2)]
+    assert second.meta["epochs_run"] == 2
+    # With a tiny learning rate the warm-started model stays next to the first one (it started from it),
+    # while the same recipe from the seed's initialisation stays next to an untrained model.
+    cold = train_submission(copy_baseline("cnn", tmp_path / "cold"), MULTI, prepared, progress=False, lr=1e-6, **settings)
+    score = lambda result: result.meta["validation"]["score"]
+    assert abs(score(second) - score(first)) < 0.2 * abs(score(cold) - score(first))
+
+
+def test_a_warm_start_from_another_architecture_is_a_named_error(prepared, tmp_path):
+    root = copy_baseline("cnn", tmp_path)
+    train_submission(root, MULTI, prepared, progress=False, **SMOKE)
+    with pytest.raises(TrainingError, match="another architecture"):
+        train_submission(root, MULTI, prepared, progress=False, init_from="weights/{task}", model_args={"hidden": 8}, **SMOKE)
+
+
 def test_training_never_loads_the_test_year(prepared):
     task = load_task(MULTI)
     data = load_training_data(PreparedData(prepared, task), ("land_sea_mask",))
@@ -158,3 +182,20 @@ def test_asking_for_cuda_without_a_gpu_is_a_named_error(prepared, tmp_path):
 
     with pytest.raises(TrainingError, match="no CUDA device"):
         train_submission(copy_baseline("cnn", tmp_path), MULTI, prepared, device="cuda", progress=False, **SMOKE)
+
+
+def test_ablation_switches_off_one_option_at_a_time_and_writes_a_table(prepared, tmp_path):
+    from bench.model_card import render_card
+    from bench.zoo.ablation import run_ablation
+
+    root = copy_baseline("cnn", tmp_path)
+    table = run_ablation(root, MULTI, prepared, epochs=1, window_stride=20, val_stride=4, batch_size=4)
+    labels = [row["variant"] for row in table["rows"]]
+    assert labels[0] == "recipe" and len(labels) == 5
+    residual = next(row for row in table["rows"] if row["variant"].startswith("no residual"))
+    assert residual["options"]["residual"] is False and table["rows"][0]["options"]["residual"] is True
+    assert len({row["validation_score"] for row in table["rows"]}) > 1  # the switches change the run
+    written = json.loads((root / "ablation" / f"{MULTI}.json").read_text())
+    assert written["rows"] == json.loads(json.dumps(table["rows"]))
+    train_submission(root, MULTI, prepared, progress=False, **SMOKE)
+    assert "Which trainer options matter" in render_card(root, tmp_path / "results")

@@ -7,7 +7,12 @@ from pathlib import Path
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-ZOO_BASELINES = sorted(p.parent.name for p in (PROJECT_ROOT / "baselines").glob("*/train.yaml"))
+TRAINABLE = sorted(p.parent.name for p in (PROJECT_ROOT / "baselines").glob("*/train.yaml"))
+# Forecasters and codecs (``track: codec``) are scored by different harness paths.
+CODEC_BASELINES = [n for n in TRAINABLE if "track: codec" in (PROJECT_ROOT / "baselines" / n / "submission.yaml").read_text()]
+# Latent forecasters train on top of a trained codec (their recipe names it): tests/test_zoo_latent.py trains both.
+LATENT_BASELINES = [n for n in TRAINABLE if "codec: \"../" in (PROJECT_ROOT / "baselines" / n / "train.yaml").read_text()]
+ZOO_BASELINES = [n for n in TRAINABLE if n not in CODEC_BASELINES and n not in LATENT_BASELINES]
 # A few steps: 1 epoch over every 20th train window of the tiny store, in small batches.
 SMOKE = dict(epochs=1, window_stride=20, val_stride=4, batch_size=4)
 

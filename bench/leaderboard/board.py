@@ -129,6 +129,11 @@ class Board:
         """Entries submitted to ``track``, best first."""
         return [entry for entry in self.entries if entry.track == track]
 
+    def ranked_on(self, track: str) -> list[Entry]:
+        """Entries ranked on a track's tables: the deterministic board also ranks ensembles by their ensemble mean."""
+        tracks = ("deterministic", "probabilistic") if track == "deterministic" else (track,)
+        return [entry for entry in self.entries if entry.track in tracks]
+
     def skill(self, entry: Entry, channel: str, space: str, reference_name: str) -> list[float | None] | None:
         """RMSE skill of ``entry`` against a reference per lead, or None if either RMSE is missing."""
         reference = self.reference(reference_name)
@@ -167,7 +172,7 @@ def check_displayable(results: Results, source: str) -> None:
         raise ResultsError(f"{source}: every error_maps item must be an object")
 
 
-NON_NEGATIVE = {"rmse", "mae", "crps", "spread"}
+NON_NEGATIVE = {"rmse", "mae", "crps", "spread", "spread_skill"}
 MAX_ABS_VALUE = 1e9
 
 

@@ -101,13 +101,19 @@ def legend_items(entries: list[Entry], styles: dict[str, SeriesStyle], guests: s
 
 def rmse_charts(board: Board, entries: list[Entry], styles: dict[str, SeriesStyle]) -> list[tuple[str, LineChart]]:
     """An RMSE-against-lead chart per space and channel of ``board``, one line per entry that reports it."""
+    return metric_charts(board, entries, styles, "rmse")
+
+
+def metric_charts(board: Board, entries: list[Entry], styles: dict[str, SeriesStyle], metric: str) -> list[tuple[str, LineChart]]:
+    """A ``metric``-against-lead chart per space and channel of ``board``, one line per entry that reports it."""
     charts = []
     for space in SPACES:
         for channel in board.channels:
-            series = [(entry.name, entry.values(channel["key"], space, "rmse")) for entry in entries]
+            series = [(entry.name, entry.values(channel["key"], space, metric)) for entry in entries]
             series = [(name, values) for name, values in series if values]
             decimals = column_decimals([v for _, values in series for v in values])
-            y_label = f"{metric_label('rmse')} ({metric_units('rmse', channel['units'], space)})"
+            units = metric_units(metric, channel["units"], space)
+            y_label = f"{metric_label(metric)} ({units})" if units else metric_label(metric)
             chart = line_chart(
                 channel_label(channel["key"]), y_label, board.lead_hours, series, styles,
                 lambda value, d=decimals: format_number(value, d),
@@ -180,6 +186,68 @@ def line_chart(
         y_ticks=[Tick(y_of(v), tick_text(v, step)) for v in y_values],
         series=series, x_label=x_label,
     )
+
+
+@dataclasses.dataclass
+class Bar:
+    """One bar of a bar chart, in SVG user units, with the value it stands for."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    text: str
+
+
+@dataclasses.dataclass
+class BarChart:
+    """A rank histogram: relative frequency per rank, with the flat line a reliable ensemble would give."""
+
+    title: str
+    subtitle: str
+    width: int
+    height: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    bars: list[Bar]
+    flat_y: float
+    y_ticks: list[Tick]
+    colour: str
+    x_label: str = "rank of the truth among the members"
+    y_label: str = "frequency"
+
+
+def rank_histogram_chart(title: str, subtitle: str, frequencies: list[float], colour: str) -> BarChart:
+    """Bars of rank frequencies (M + 1 ranks) scaled to the largest, with the flat 1/(M+1) level dashed."""
+    plot_left, plot_right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
+    plot_top, plot_bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
+    values = [v if is_number(v) else 0.0 for v in frequencies]
+    flat = 1.0 / max(len(values), 1)
+    ticks = value_ticks(0.0, max(values + [flat * 1.5]))
+    high = ticks[-1]
+    y_of = lambda v: round(plot_bottom - v / high * (plot_bottom - plot_top), 2)
+    slot = (plot_right - plot_left) / max(len(values), 1)
+    bars = [Bar(round(plot_left + i * slot + 0.1 * slot, 2), y_of(v), round(0.8 * slot, 2), round(plot_bottom - y_of(v), 2),
+                f"rank {i}: {v:.4f}") for i, v in enumerate(values)]
+    step = ticks[1] - ticks[0]
+    return BarChart(title, subtitle, WIDTH, HEIGHT, plot_left, plot_right, plot_top, plot_bottom, bars, y_of(flat),
+                    [Tick(y_of(v), tick_text(v, step)) for v in ticks], colour)
+
+
+def rank_histogram_charts(board: Board, entries: list[Entry], styles: dict[str, SeriesStyle]) -> list[BarChart]:
+    """Per channel and ensemble entry, the rank histogram at the longest lead."""
+    charts = []
+    for channel in board.channels:
+        for entry in entries:
+            block = entry.results.ensemble or {}
+            rows = ((block.get("rank_histogram") or {}).get("frequencies") or {}).get(channel["key"])
+            if not rows:
+                continue
+            subtitle = f"{channel_label(channel['key'])} · {lead_label(board.lead_hours[-1])} · {block.get('members')} members"
+            charts.append(rank_histogram_chart(entry.name, subtitle, rows[-1], styles[entry.name].colour))
+    return charts
 
 
 TRAINING_STYLES = {"train": SeriesStyle("#7d8590", "6 4"), "validation": SeriesStyle(MODEL_COLOURS[0])}

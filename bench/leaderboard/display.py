@@ -20,6 +20,7 @@ METRIC_LABELS: dict[str, str] = {
     "acc": "ACC",
     "crps": "CRPS",
     "spread": "Spread",
+    "spread_skill": "Spread/skill",
 }
 METRIC_ORDER = tuple(METRIC_LABELS)
 
@@ -47,7 +48,7 @@ def units_label(units: str) -> str:
 
 def metric_units(metric: str, channel_units: str, space: str) -> str:
     """Units of a metric's values: none for ACC, σ for normalized values, else the channel's units."""
-    if metric == "acc":
+    if metric in ("acc", "spread_skill"):
         return ""
     if space == "normalized":
         return "σ units"

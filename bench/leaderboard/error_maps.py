@@ -80,7 +80,8 @@ class ErrorMapCanvas:
         """Write ``error_map`` to ``png`` (values above the scale show in the darkest colour)."""
         self.image.set_data(error_map.rmse)
         lead = lead_label(error_map.lead_hours) if np.isfinite(error_map.lead_hours) else "?"
-        title = f"{channel_label(error_map.channel)} · RMSE at +{lead}"
+        # Codec results record lead 0: a reconstruction, not a forecast.
+        title = f"{channel_label(error_map.channel)} · " + (f"RMSE at +{lead}" if error_map.lead_hours != 0 else "reconstruction RMSE")
         self.axes.set_title(plain_text(title), fontsize=10, loc="left")
         png.parent.mkdir(parents=True, exist_ok=True)
         self.figure.savefig(png, metadata={"Software": None})

@@ -5,7 +5,9 @@ import dataclasses
 from typing import Any
 
 from bench.leaderboard.board import Board
-from bench.leaderboard.charts import LegendItem, LineChart, legend_items, rmse_charts, series_styles
+from bench.leaderboard.charts import (
+    BarChart, LegendItem, LineChart, legend_items, metric_charts, rank_histogram_charts, rmse_charts, series_styles,
+)
 from bench.leaderboard.display import TRACK_ORDER, channel_label, slugify, track_label
 from bench.leaderboard.tables import MetricView, Table, build_table, metric_views, table_rows_entries
 from bench.results import SPACES
@@ -31,6 +33,9 @@ class BoardView:
     tables: list[Table]
     charts: list[tuple[str, LineChart]]
     legend: list[LegendItem]
+    # Probabilistic track only: CRPS and spread/skill against lead, rank histograms at the longest lead.
+    ensemble_charts: list[tuple[str, list[tuple[str, LineChart]]]] = dataclasses.field(default_factory=list)
+    rank_histograms: list[BarChart] = dataclasses.field(default_factory=list)
 
     @property
     def channels(self) -> list[dict[str, str]]:
@@ -88,7 +93,16 @@ def board_view(board: Board, track: str) -> BoardView:
     entries = [entry for entry, _ in members]
     styles = series_styles([entry.name for entry in entries])
     legend = legend_items(entries, styles, guests={entry.name for entry, is_guest in members if is_guest})
-    return BoardView(board, track, list(views.values()), tables, rmse_charts(board, entries, styles), legend)
+    view = BoardView(board, track, list(views.values()), tables, rmse_charts(board, entries, styles), legend)
+    if track == "probabilistic":
+        ensembles = board.on_track(track)
+        view.ensemble_charts = [
+            ("CRPS against lead time", metric_charts(board, entries, styles, "crps")),
+            ("Spread/skill against lead time (1 = reliable; sqrt((M+1)/M)-corrected)",
+             metric_charts(board, ensembles, styles, "spread_skill")),
+        ]
+        view.rank_histograms = rank_histogram_charts(board, ensembles, styles)
+    return view
 
 
 def tracks_present(boards: list[Board]) -> list[str]:
@@ -105,8 +119,17 @@ def tasks_present(boards: list[Board]) -> list[tuple[str, dict[str, Any]]]:
     return sorted(tasks.items(), key=lambda item: (len(item[1]["channels"]), item[0]))
 
 
-def build_overview(boards: list[Board], skipped: list[tuple[str, str]]) -> Overview:
-    """The overview: a tab per track and per task, and for each pair the boards that have entries there."""
+def build_overview(boards: list[Board], skipped: list[tuple[str, str]], codec_charts: dict | None = None) -> Overview:
+    """The overview: a tab per track and per task, and for each pair the boards that have entries there.
+
+    The codec track shows reconstruction tables (bench.leaderboard.codec_view); ``codec_charts`` names,
+    per board key, the channels whose error-against-compression chart was drawn.
+    """
+    from bench.leaderboard.codec_view import CODEC_TRACK, codec_board_view
+
+    def view(board: Board, track: str):
+        return codec_board_view(board, (codec_charts or {}).get(board.key, set())) if track == CODEC_TRACK else board_view(board, track)
+
     tracks = tracks_present(boards)
     tasks = tasks_present(boards)
     track_tabs = [
@@ -119,8 +142,8 @@ def build_overview(boards: list[Board], skipped: list[tuple[str, str]]) -> Overv
     ]
     panels = [
         Panel(track, slugify(name, "task"), name, [
-            board_view(board, track)
-            for board in boards if board.key.task_name == name and board.on_track(track)
+            view(board, track)
+            for board in boards if board.key.task_name == name and board.ranked_on(track)
         ])
         for track in tracks for name, _ in tasks
     ]

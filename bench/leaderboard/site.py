@@ -18,8 +18,10 @@ from bench import __version__
 from bench.errors import BenchError
 from bench.leaderboard import display
 from bench.leaderboard.board import Board, group_boards, load_entries
+from bench.leaderboard.codec_view import CODEC_TRACK, build_codec_page, write_codec_charts
 from bench.leaderboard.error_maps import read_error_map, render_error_maps, shared_scale
 from bench.leaderboard.overview import build_overview
+from bench.leaderboard.reproduction import board_reproduction, report_beside
 from bench.leaderboard.submission_page import build_submission_page, map_file
 from bench.task import FROZEN_FINGERPRINTS
 
@@ -76,11 +78,13 @@ def write_page(environment: jinja2.Environment, template: str, site: Path, path:
 def write_error_maps(board: Board, site: Path) -> dict[str, set[str]]:
     """Render every entry's error maps on one colour scale per channel; returns rendered channels per entry."""
     rendered: dict[str, set[str]] = {entry.slug: set() for entry in board.entries}
-    for channel in board.channels:
+    # Reconstruction errors and 24 h forecast errors are different things: each gets its own colour scale.
+    groups = [[e for e in board.entries if e.track == CODEC_TRACK], [e for e in board.entries if e.track != CODEC_TRACK]]
+    for channel, group in ((c, g) for c in board.channels for g in groups if g):
         key = channel["key"]
         maps = [
             (entry, read_error_map(key, entry.results.error_maps[key]))
-            for entry in board.entries if key in entry.results.error_maps
+            for entry in group if key in entry.results.error_maps
         ]
         readable = [(entry, error_map) for entry, error_map in maps if error_map is not None]
         # References (climatology) would stretch the scale and wash out the models' maps.
@@ -92,19 +96,27 @@ def write_error_maps(board: Board, site: Path) -> dict[str, set[str]]:
     return rendered
 
 
-def write_site(boards: list[Board], skipped: list[tuple[str, str]], site: Path) -> list[PurePosixPath]:
-    """Write the whole site into ``site`` (an empty dir); returns the pages written."""
+def write_site(boards: list[Board], skipped: list[tuple[str, str]], site: Path, report: dict | None = None) -> list[PurePosixPath]:
+    """Write the whole site into ``site`` (an empty dir); returns the pages written.
+
+    ``report`` is the ``bench reproduce`` report: each board and page says when it was last re-derived.
+    """
     environment = template_environment()
+    environment.globals["reproduction_of"] = lambda board: board_reproduction(board, report)
     shutil.copytree(STATIC_DIR, site / "static")
-    overview = build_overview(boards, skipped)
+    codec_charts = {board.key: write_codec_charts(board, site) for board in boards if board.on_track(CODEC_TRACK)}
+    overview = build_overview(boards, skipped, codec_charts)
     index = PurePosixPath("index.html")
     write_page(environment, "index.html.j2", site, index, overview=overview)
     pages = [index]
     for board in boards:
         rendered_maps = write_error_maps(board, site)
         for entry in board.entries:
-            page = build_submission_page(board, entry, rendered_maps[entry.slug])
-            write_page(environment, "submission.html.j2", site, entry.page_path, page=page)
+            if entry.track == CODEC_TRACK and entry.results.is_codec:
+                write_page(environment, "codec.html.j2", site, entry.page_path, page=build_codec_page(board, entry, rendered_maps[entry.slug]))
+            else:
+                page = build_submission_page(board, entry, rendered_maps[entry.slug], report)
+                write_page(environment, "submission.html.j2", site, entry.page_path, page=page)
             shutil.copyfile(entry.path, site / entry.page_path.with_suffix(".json"))
             pages.append(entry.page_path)
     (site / SITE_MARKER).write_text(f"built by bench {__version__}\n")
@@ -155,7 +167,7 @@ def build_site(results_dir: Path, out_dir: Path) -> BuildReport:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
     try:
         staging.chmod(0o755)
-        pages = write_site(boards, shown_skipped, staging)
+        pages = write_site(boards, shown_skipped, staging, report_beside(results_dir))
         swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -5,7 +5,9 @@ import dataclasses
 from pathlib import PurePosixPath
 from typing import Any
 
+from bench.climatology import ClimatologySpec
 from bench.leaderboard.board import REFERENCE_NAMES, Board, Entry
+from bench.leaderboard.reproduction import data_store, entry_reproduction
 from bench.leaderboard.charts import (
     TRAINING_STYLES, LegendItem, LineChart, legend_items, rmse_charts, series_styles, training_chart,
 )
@@ -165,8 +167,9 @@ def map_file(entry: Entry, channel: str) -> PurePosixPath:
     return entry.page_path.with_suffix("") / f"{slugify(channel, 'channel')}.png"
 
 
-def provenance_sections(board: Board, entry: Entry) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Provenance as titled lists of (label, value): task, data, code and run."""
+def provenance_sections(board: Board, entry: Entry, report: dict | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Provenance as titled lists of (label, value): reproduce, task, data, code and run."""
+    reproduction = entry_reproduction(board, entry, report)
     task, data, run = entry.results.task, entry.results.data, entry.results.provenance
     frozen = " (released spec)" if board.is_frozen_spec else " (differs from the released spec)"
     commit = text(run.get("git_commit")) + (" (uncommitted changes)" if run.get("git_dirty") else "")
@@ -176,9 +179,13 @@ def provenance_sections(board: Board, entry: Entry) -> list[tuple[str, list[tupl
         if isinstance(hardware, dict) else [("Hardware", text(hardware))]
     )
     return [
+        ("Reproduce", [("Command", reproduction.command), ("Data", reproduction.data_label),
+                       ("Harness version", reproduction.harness_versions),
+                       ("Last successful bench reproduce", reproduction.status)]),
         ("Task", [("Name", text(task.get("name"))), ("Task fingerprint", text(task.get("fingerprint")) + frozen),
                   ("Lead times", ", ".join(lead_label(h) for h in board.lead_hours))]),
-        ("Data", [("Title", text(data.get("title"))), ("Source", text(data.get("source"))),
+        ("Data", [("Title", text(data.get("title"))), ("Store", data_store(data)),
+                  ("Climatology", climatology_text(data.get("climatology"))),
                   ("Split", text(data.get("split"))),
                   ("Initial times", format_count(data.get("n_init_times"))),
                   ("First → last", f"{text(data.get('first_init_time'))} → {text(data.get('last_init_time'))}"),
@@ -216,7 +223,17 @@ def isolation_text(entry: Entry) -> str:
     return text(isolation)[:200] if isolation else "not recorded (results from before the sandbox was recorded)"
 
 
-def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str]) -> SubmissionPage:
+def climatology_text(spec: dict | None) -> str:
+    """How the climatology behind ACC and the climatology baseline was built (older files: not recorded)."""
+    if not isinstance(spec, dict):
+        return "not recorded (results from harness 0.1: flat 61-day window)"
+    try:
+        return ClimatologySpec.from_json(spec).describe()
+    except TypeError:
+        return text(spec)
+
+
+def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str], report: dict | None = None) -> SubmissionPage:
     """The page of one entry; ``rendered_maps`` names the channels whose error map PNG was written."""
     maps = [
         MapImage(channel["key"], str(map_file(entry, channel["key"]).relative_to(entry.page_path.parent)),
@@ -230,7 +247,7 @@ def build_submission_page(board: Board, entry: Entry, rendered_maps: set[str]) -
         lead_labels=[lead_label(h) for h in board.lead_hours],
         metrics=[channel_metrics(board, entry, channel, space) for channel in board.channels for space in SPACES],
         charts=charts, legend=legend, maps=maps, missing_maps=missing,
-        provenance=provenance_sections(board, entry), results_json=entry.page_path.with_suffix(".json").name,
+        provenance=provenance_sections(board, entry, report), results_json=entry.page_path.with_suffix(".json").name,
         training_chart=training_chart(entry.results.training),
         training_legend=[LegendItem(name, style) for name, style in TRAINING_STYLES.items()],
         training_facts=training_facts(entry.results.training),

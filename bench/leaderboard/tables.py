@@ -10,6 +10,7 @@ from bench.leaderboard.display import (
 )
 
 SPACE_LABELS = {"physical": "Physical units", "normalized": "Normalized"}
+ENSEMBLE_ONLY_METRICS = {"crps", "spread", "spread_skill"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +33,13 @@ class MetricView:
     @property
     def better_text(self) -> str:
         return {"lower": "lower is better", "higher": "higher is better",
-                "zero": "closest to zero is better", "none": ""}[self.better]
+                "zero": "closest to zero is better", "one": "closest to 1 is better (sqrt((M+1)/M)-corrected)",
+                "none": ""}[self.better]
 
 
 def metric_view(metric: str) -> MetricView:
     """The view of a reported metric (unknown metrics get no best marking)."""
-    better = {"acc": "higher", "bias": "zero", "spread": "none"}.get(metric, "lower")
+    better = {"acc": "higher", "bias": "zero", "spread": "none", "spread_skill": "one"}.get(metric, "lower")
     if metric not in METRIC_ORDER and metric != "rmse":
         better = "none"
     return MetricView(metric, metric_label(metric), better)
@@ -93,14 +95,16 @@ class Table:
 
 def metric_views(board: Board, track: str, channel: str, space: str) -> list[MetricView]:
     """Metrics a track's entries report for a channel, in the usual order, then the two skills."""
-    reported = {m for entry in board.on_track(track) for m in entry.metric_names(channel, space)}
+    reported = {m for entry in board.ranked_on(track) for m in entry.metric_names(channel, space)}
+    if track == "deterministic":  # ensembles are ranked here by their ensemble mean: deterministic metrics only
+        reported -= ENSEMBLE_ONLY_METRICS
     ordered = [m for m in METRIC_ORDER if m in reported] + sorted(reported - set(METRIC_ORDER))
     return [metric_view(m) for m in ordered] + list(SKILL_VIEWS)
 
 
 def table_rows_entries(board: Board, track: str) -> list[tuple[Entry, bool]]:
     """Entries shown on a track's table: its own, then the board's references from other tracks."""
-    own = board.on_track(track)
+    own = board.ranked_on(track)
     guests = [e for e in board.entries if e.is_reference and e.track != track]
     return [(entry, False) for entry in own] + [(entry, True) for entry in guests]
 
@@ -123,6 +127,7 @@ def best_value(values: list[float | None], better: str) -> float | None:
         "lower": min,
         "higher": max,
         "zero": lambda vs: min(vs, key=abs),
+        "one": lambda vs: min(vs, key=lambda v: abs(v - 1.0)),
     }
     return choose[better](present)
 
@@ -147,6 +152,8 @@ def ties_best(value: float | None, best: float, better: str) -> bool:
     """True if ``value`` is as good as ``best`` (for bias, +b and -b are equally good)."""
     if value is None:
         return False
+    if better == "one":
+        return abs(value - 1.0) == abs(best - 1.0)
     return abs(value) == abs(best) if better == "zero" else value == best
 
 

@@ -15,14 +15,16 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from bench.errors import FingerprintMismatchError, WeightsMissingError
+from bench.errors import CheckpointError, FingerprintMismatchError, WeightsMissingError
 from bench.normalization import NormStats
 from bench.task import TaskSpec
 from bench.zoo.forecaster import ForecastOptions, Forecaster
 from bench.zoo.registry import create_model
 
 CONFIG, WEIGHTS, META, LOG = "config.json", "weights.safetensors", "meta.json", "training_log.json"
-KEEP_FP32 = ("mean", "std", "tendency_scale")  # physical statistics: fp16 would lose 0.1 K at 288 K
+# Statistics and scalings: fp16 would lose 0.1 K at 288 K
+KEEP_FP32 = ("mean", "std", "tendency_scale", "input_low", "input_high", "latent_mean", "latent_std", "scale_factor",
+             "target_scale")
 Q8, SCALE = "::q8", "::scale"
 
 
@@ -105,7 +107,9 @@ def build_forecaster(config: dict, stats: NormStats) -> Forecaster:
 
 
 def load_checkpoint(weights_dir: Path, task: TaskSpec) -> tuple[Forecaster, dict]:
-    """Load a checkpoint for ``task``; named errors for missing files and a task-fingerprint mismatch."""
+    """Load a checkpoint for ``task``; named errors for missing files and a task-fingerprint mismatch.
+
+    A codec checkpoint (config.json ``kind: codec``) loads as a ``bench.zoo.codec.Codec``."""
     weights_dir = Path(weights_dir)
     missing = [name for name in (CONFIG, WEIGHTS, META) if not (weights_dir / name).is_file()]
     if missing:
@@ -120,6 +124,23 @@ def load_checkpoint(weights_dir: Path, task: TaskSpec) -> tuple[Forecaster, dict
             f"not {task.name} {task.fingerprint}; retrain for this task (bench train ... --task {task.name})"
         )
     config = json.loads((weights_dir / CONFIG).read_text())
-    model = build_forecaster(config, NormStats.from_json(meta["normalization"]))
+    if config.get("kind") == "codec":
+        from bench.zoo.codec import codec_from_arch
+
+        model = codec_from_arch(config, NormStats.from_json(meta["normalization"]))
+    elif config.get("kind") == "latent":
+        from bench.zoo.latent import latent_from_arch
+
+        model = latent_from_arch(config, NormStats.from_json(meta["normalization"]))
+    else:
+        model = build_forecaster(config, NormStats.from_json(meta["normalization"]))
     model.load_state_dict(unpack_state(load_file(str(weights_dir / WEIGHTS))))
     return model.eval(), meta
+
+
+def load_codec(weights_dir: Path, task: TaskSpec) -> "Codec":  # noqa: F821 - bench.zoo.codec imports this module
+    """A trained codec for ``task`` in eval mode (WeightsMissingError / FingerprintMismatchError by name)."""
+    model, _ = load_checkpoint(weights_dir, task)
+    if getattr(model, "sample_kind", None) != "fields":
+        raise CheckpointError(f"{weights_dir} holds a forecaster, not a codec; point load_codec at a codec's weights/<task>/")
+    return model

@@ -14,6 +14,23 @@ from bench.zoo.forecaster import ForecastOptions
 
 TRAIN_FILE = "train.yaml"
 TRAINERS = ("sgd", "ridge")
+INPUT_SCALINGS = ("zscore", "minmax")
+LATENT_SCALINGS = ("statistics", "scale_factor", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecOptions:
+    """How a codec sees fields and what its training loss is (used only by codec models, named on each card)."""
+
+    input_scaling: str = "zscore"  # or "minmax": train-split min/max (z-space, 5% margin) -> [-1, 1]
+    latent_scaling: str = "statistics"  # per-channel train-split mean/std, or one scale factor, or none
+    scale_factor: float | None = None  # fixed factor (e.g. SD's 0.18215); None: 1/std of train-split latents
+    resize_to: tuple[int, int] | None = None  # documents' way: resize fields (e.g. 256x256) before encoding
+    l1_weight: float = 1.0
+    l2_weight: float = 1.0
+    grad_weight: float = 0.0  # MSE of the fields' finite differences (document 003's gradient loss)
+    kl_weight: float = 1e-6
+    lat_weighted_loss: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +54,13 @@ class TrainConfig:
     max_minutes: float | None = None  # wall budget: stop after the epoch that crosses it
     seed: int = 0
     int8_min_elements: int | None = None  # store 2-D weights at least this big as int8 (checked on validation)
+    # Warm start: a checkpoint directory of the same architecture, relative to the submission
+    # ("{task}" is replaced by the task name); training continues from its weights with a new schedule.
+    init_from: str | None = None
+    codec: CodecOptions = CodecOptions()  # codec models only (family "codec")
+    # Stage 1 of a two-stage codec (RAE): a recipe trained first into <submission>/pretrained/<task>/
+    # (e.g. MAE pretraining of the encoder on the train split), then loaded frozen by this one.
+    pretrain: dict[str, Any] | None = None
 
     def fingerprint(self) -> str:
         """Hash of the recipe; a resumed run must have the same one."""
@@ -59,12 +83,25 @@ def _build(raw: dict[str, Any], where: str) -> TrainConfig:
     if set(options) - option_fields:
         raise TrainingError(f"{where}: unknown option(s) {sorted(set(options) - option_fields)}; allowed: {sorted(option_fields)}")
     options["static_fields"] = tuple(options.get("static_fields", ()))
-    config = TrainConfig(**{**raw, "options": ForecastOptions(**options)})
+    codec = dict(raw.get("codec") or {})
+    codec_fields = {f.name for f in dataclasses.fields(CodecOptions)}
+    if set(codec) - codec_fields:
+        raise TrainingError(f"{where}: unknown codec option(s) {sorted(set(codec) - codec_fields)}; allowed: {sorted(codec_fields)}")
+    if codec.get("resize_to") is not None:
+        codec["resize_to"] = tuple(int(v) for v in codec["resize_to"])
+    config = TrainConfig(**{**raw, "options": ForecastOptions(**options), "codec": CodecOptions(**codec)})
+    if config.codec.input_scaling not in INPUT_SCALINGS or config.codec.latent_scaling not in LATENT_SCALINGS:
+        raise TrainingError(f"{where}: codec input_scaling must be one of {INPUT_SCALINGS} and latent_scaling one of {LATENT_SCALINGS}")
     if config.trainer not in TRAINERS:
         raise TrainingError(f"{where}: trainer {config.trainer!r} is not one of {TRAINERS}")
     if config.precision not in ("fp32", "bf16"):
         raise TrainingError(f"{where}: precision {config.precision!r} must be fp32 or bf16")
     return config
+
+
+def parse_train_config(raw: dict[str, Any], where: str) -> TrainConfig:
+    """A recipe from its raw mapping (e.g. a ``pretrain:`` block); ``where`` names it in errors."""
+    return _build(dict(raw), where)
 
 
 def read_train_config(submission_dir: Path, task: str, **overrides: Any) -> TrainConfig:

@@ -39,6 +39,22 @@ class WindowSet:
 
 
 @dataclasses.dataclass
+class FieldSet:
+    """Single-field positions into ``TrainingData.fields`` for one split: codecs train on fields, not windows."""
+
+    times: pd.DatetimeIndex
+    positions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def strided(self, stride: int, offset: int = 0) -> "FieldSet":
+        """Every ``stride``-th field."""
+        pick = slice(offset, None, max(1, stride))
+        return FieldSet(self.times[pick], self.positions[pick])
+
+
+@dataclasses.dataclass
 class TrainingData:
     """Z-scored fields (time, channel, lat, lon) up to the end of validation, windows per split, statistics."""
 
@@ -59,6 +75,18 @@ class TrainingData:
         """Inputs (B, 12, C, H, W), targets (B, 4, C, H, W), input times (B, 12) for windows ``index``."""
         return (self.fields[windows.inputs[index]], self.fields[windows.targets[index]],
                 self.times.values[windows.inputs[index]])
+
+    def field_set(self, split: str) -> FieldSet:
+        """Every field whose valid time lies in ``split`` (train: 2015-2018, validation: 2019)."""
+        if split not in TRAINING_SPLITS:
+            raise TrainingError(f"fields of split {split!r} are never loaded for training; use one of {TRAINING_SPLITS}")
+        spec = self.task.splits[split]
+        keep = np.flatnonzero((self.times >= spec.first_time) & (self.times <= spec.last_time))
+        return FieldSet(self.times[keep], keep)
+
+    def field_batch(self, fields: FieldSet, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fields (B, C, H, W) and their times (B,) for positions ``index`` of ``fields``."""
+        return self.fields[fields.positions[index]], self.times.values[fields.positions[index]]
 
 
 def _static_fields(source: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:

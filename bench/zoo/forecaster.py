@@ -48,6 +48,8 @@ def year_fraction(times: np.ndarray) -> np.ndarray:
 class Forecaster(nn.Module):
     """Network + statistics + forcings: ``forward(x_norm, input_times_frac)`` -> normalised forecast."""
 
+    sample_kind = "windows"  # the shared trainer feeds (inputs, targets, input year fractions)
+
     def __init__(self, net: nn.Module, stats: NormStats, options: ForecastOptions, static_maps: np.ndarray | None = None):
         super().__init__()
         self.net, self.options, self.channels = net, options, tuple(stats.channels)
@@ -80,6 +82,17 @@ class Forecaster(nn.Module):
         raw_target = self.to_raw(x, target) if target is not None else None
         raw = self.net(self.inputs(x, year_frac), raw_target)
         return self.from_raw(x, raw.float())
+
+    def training_loss(self, batch: tuple[torch.Tensor, ...], lat_weights: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Latitude-weighted MSE of the normalised forecast (the shared trainer's objective for forecasters)."""
+        x, y, frac = batch
+        pred = self(x, frac, target=y)
+        return ((pred.float() - y) ** 2 * lat_weights[:, None]).mean(), {}
+
+    def evaluation(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forecast, target), normalised, for the validation RMSE."""
+        x, y, frac = batch
+        return self(x, frac), y
 
     def scale(self) -> torch.Tensor:
         return self.tendency_scale[None, None, :, None, None]

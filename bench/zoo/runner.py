@@ -7,7 +7,7 @@ from bench.dataset import PreparedData
 from bench.errors import TrainingError
 from bench.submission import load_submission
 from bench.task import load_task
-from bench.zoo.config import read_train_config
+from bench.zoo.config import TrainConfig, parse_train_config, read_train_config
 from bench.zoo.data import load_training_data
 from bench.zoo.serving import weights_dir
 from bench.zoo.train import WORK_DIR, TrainResult, fit
@@ -40,5 +40,36 @@ def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "
     config = read_train_config(submission.root, task_name, epochs=epochs, **overrides)
     task = load_task(task_name)
     data = load_training_data(PreparedData(data_dir, task), config.options.static_fields)
+    if config.pretrain:
+        pretrain_stage(config, submission.root, data, device, resume, progress)
     return fit(config, data, out or weights_dir(submission.root, task_name), submission.root / WORK_DIR / task_name,
-               device, resume, progress)
+               device, resume, progress, submission_dir=submission.root)
+
+
+PRETRAINED_DIR = "pretrained"
+
+
+def pretrain_stage(config: TrainConfig, root: Path, data, device: str, resume: bool, progress: bool) -> Path:
+    """Stage 1 of a two-stage codec: train ``config.pretrain`` into ``<root>/pretrained/<task>/`` (kept when
+    already there) and export its encoder as a transformers directory ``.../encoder`` for stage 2."""
+    import os
+    import shutil
+    import tempfile
+
+    from bench.zoo.checkpoint import META, load_codec
+
+    out = root / PRETRAINED_DIR / data.task.name
+    encoder_dir = out / "encoder"
+    if not (out / META).is_file():
+        stage1 = parse_train_config(config.pretrain, f"{root / 'train.yaml'} (pretrain)")
+        fit(stage1, data, out, root / WORK_DIR / data.task.name / "pretrain", device, resume, progress, submission_dir=root)
+    if not (encoder_dir / "config.json").is_file():
+        codec = load_codec(out, data.task)
+        tmp = Path(tempfile.mkdtemp(prefix=".encoder.", dir=out))
+        try:
+            codec.net.save_encoder(tmp)
+            os.replace(tmp, encoder_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return encoder_dir

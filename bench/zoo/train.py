@@ -1,8 +1,13 @@
 """The one training loop for every zoo model, and the closed-form path for ridge regression.
 
-Windows come from the train split only; the epoch kept is the one with the best validation (2019)
+Samples come from the train split only; the epoch kept is the one with the best validation (2019)
 latitude-weighted RMSE; the test year is never loaded (``bench.zoo.data``). Runs are seeded,
 resumable from ``<submission>/.train/<task>/last.pt`` and write a per-epoch training log.
+
+The loop is model-agnostic: the wrapped module names its samples (``sample_kind``: "windows" for
+forecasters, "fields" for codecs), supplies its loss (``training_loss(batch, lat_weights) -> (loss,
+logs)``) and its validation pair (``evaluation(batch) -> (prediction, target)``), and may finish
+with ``after_training`` (a codec's train-split latent statistics).
 """
 from __future__ import annotations
 
@@ -25,9 +30,11 @@ from bench.errors import TrainingError
 from bench.provenance import cpu_name, git_state
 from bench.zoo.checkpoint import LOG, save_checkpoint
 from bench.zoo.config import TrainConfig
-from bench.zoo.data import TrainingData, WindowSet
+from bench.zoo.data import FieldSet, TrainingData, WindowSet
 from bench.zoo.forecaster import Forecaster, lat_weights, static_maps, year_fraction
-from bench.zoo.registry import create_model
+from bench.zoo.registry import create_model, model_family
+
+Samples = WindowSet | FieldSet
 
 WORK_DIR = ".train"
 
@@ -47,8 +54,16 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_model(config: TrainConfig, data: TrainingData) -> tuple[Forecaster, dict]:
-    """The Forecaster for ``config`` on ``data``'s task, and the architecture config saved beside its weights."""
+def build_model(config: TrainConfig, data: TrainingData, submission_dir: Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """The Forecaster (or Codec) for ``config`` on ``data``'s task, and the architecture config saved beside its weights."""
+    if model_family(config.model) == "latent":
+        from bench.zoo.latent import build_latent
+
+        return build_latent(config, data, submission_dir)
+    if model_family(config.model) != "forecaster":
+        from bench.zoo.codec import build_codec
+
+        return build_codec(config, data, submission_dir)
     task = data.task
     h, w = task.grid.shape
     lat = task.grid.latitude.values
@@ -62,14 +77,45 @@ def build_model(config: TrainConfig, data: TrainingData) -> tuple[Forecaster, di
     return Forecaster(net, data.stats, config.options, maps), arch
 
 
+def warm_start(model: Forecaster, arch: dict, config: TrainConfig, data: TrainingData, submission_dir: Path) -> dict | None:
+    """Load ``config.init_from``'s weights into ``model`` (same architecture and task); its record for meta.json."""
+    if not config.init_from:
+        return None
+    from bench.zoo.checkpoint import CONFIG, load_checkpoint
+
+    source = Path(submission_dir) / config.init_from.format(task=data.task.name)
+    previous, meta = load_checkpoint(source, data.task)
+    if json.loads((source / CONFIG).read_text()) != json.loads(json.dumps(arch)):
+        raise TrainingError(f"init_from {source} holds another architecture or options; warm starts need the same config.json")
+    model.load_state_dict(previous.state_dict())
+    log = json.loads((source / LOG).read_text()) if (source / LOG).is_file() else []
+    return {"from": str(config.init_from), "epochs_before": int(meta.get("epochs_run", len(log))),
+            "validation_score_before": meta.get("validation", {}).get("score"),
+            "train_wall_time_s_before": meta.get("train_wall_time_s"), "train_config_before": meta.get("train_config"),
+            "log": log}
+
+
 def _autocast(precision: str, device: torch.device):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def _tensors(data: TrainingData, windows: WindowSet, index: np.ndarray, device: torch.device):
-    x, y, times = data.batch(windows, index)
+def samples_of(data: TrainingData, kind: str, split: str) -> Samples:
+    """The train or validation samples a module learns from: forecast windows or single fields."""
+    if kind == "windows":
+        return data.windows[split]
+    if kind == "fields":
+        return data.field_set(split)
+    raise TrainingError(f"unknown sample kind {kind!r}; a trainable module sets sample_kind to 'windows' or 'fields'")
+
+
+def _tensors(data: TrainingData, samples: Samples, index: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A batch as tensors: (inputs, targets, input year fractions) of windows, or (fields, year fractions)."""
+    if isinstance(samples, FieldSet):
+        x, times = data.field_batch(samples, index)
+        return torch.from_numpy(x).to(device), torch.from_numpy(year_fraction(times)).to(device)
+    x, y, times = data.batch(samples, index)
     return (torch.from_numpy(x).to(device), torch.from_numpy(y).to(device),
             torch.from_numpy(year_fraction(times)).to(device))
 
@@ -80,16 +126,21 @@ def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
 
 
 @torch.no_grad()
-def validate(model: Forecaster, data: TrainingData, windows: WindowSet, device: torch.device,
+def validate(model: torch.nn.Module, data: TrainingData, windows: Samples, device: torch.device,
              precision: str = "fp32", batch_size: int = 64) -> dict:
-    """Latitude-weighted RMSE per channel and lead (physical and normalised) on ``windows``, and the score."""
+    """Latitude-weighted RMSE per channel and lead (physical and normalised) on ``windows``, and the score.
+
+    A codec's reconstruction counts as one lead."""
     model.eval()
     w = torch.from_numpy(lat_weights(data.task.grid.latitude.values)).to(device)
-    sq = torch.zeros(data.task.output_steps, len(data.task.channel_keys), dtype=torch.float64, device=device)
+    leads = data.task.output_steps if isinstance(windows, WindowSet) else 1
+    sq = torch.zeros(leads, len(data.task.channel_keys), dtype=torch.float64, device=device)
     for start in range(0, len(windows), batch_size):
-        x, y, frac = _tensors(data, windows, np.arange(start, min(start + batch_size, len(windows))), device)
+        batch = _tensors(data, windows, np.arange(start, min(start + batch_size, len(windows))), device)
         with _autocast(precision, device):
-            pred = model(x, frac)
+            pred, y = model.evaluation(batch)
+        if pred.ndim == 4:
+            pred, y = pred[:, None], y[:, None]
         sq += ((pred.float() - y) ** 2 * w[:, None]).mean(dim=(-1, -2)).sum(dim=0).double()
     rmse_norm = torch.sqrt(sq / len(windows)).cpu().numpy()  # (lead, channel)
     std = np.array([data.stats.stats[c].std for c in data.task.channel_keys])
@@ -114,7 +165,7 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _meta(config: TrainConfig, data: TrainingData, model: Forecaster, record: dict) -> dict:
+def _meta(config: TrainConfig, data: TrainingData, model: torch.nn.Module, record: dict) -> dict:
     commit, dirty = git_state()
     return {
         "task": data.task.name, "task_fingerprint": data.task.fingerprint,
@@ -126,11 +177,12 @@ def _meta(config: TrainConfig, data: TrainingData, model: Forecaster, record: di
         "hardware": {"device": record.pop("device"), "machine": platform.machine(), "processor": cpu_name(),
                      "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
         "git_commit": commit, "git_dirty": dirty, "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"codec": model.describe()} if hasattr(model, "describe") else {}),
         **record,
     }
 
 
-def storage_check(model: Forecaster, data: TrainingData, val: WindowSet, device: torch.device, score: float,
+def storage_check(model: torch.nn.Module, data: TrainingData, val: Samples, device: torch.device, score: float,
                   int8_min_elements: int | None) -> tuple[dict, int | None]:
     """Whether int8 rows lose nothing measurable (< 0.1% on the validation score); the storage record."""
     if not int8_min_elements:
@@ -170,11 +222,11 @@ def repack(weights_dir: Path, data: TrainingData, int8_min_elements: int, device
     return record
 
 
-def _export(weights_dir: Path, model: Forecaster, arch: dict, config: TrainConfig, data: TrainingData,
+def _export(weights_dir: Path, model: torch.nn.Module, arch: dict, config: TrainConfig, data: TrainingData,
             record: dict, log: list[dict], device: torch.device) -> TrainResult:
-    """Final validation in fp32 (every ``val_stride``-th validation window), storage check, then the checkpoint."""
+    """Final validation in fp32 (every ``val_stride``-th validation sample), storage check, then the checkpoint."""
     model = model.float().to(device)
-    val = data.windows["validation"].strided(config.val_stride)
+    val = samples_of(data, getattr(model, "sample_kind", "windows"), "validation").strided(config.val_stride)
     full = validate(model, data, val, device)
     record["validation"] = full
     record["storage"], int8 = storage_check(model, data, val, device, full["score"], config.int8_min_elements)
@@ -184,7 +236,8 @@ def _export(weights_dir: Path, model: Forecaster, arch: dict, config: TrainConfi
 
 
 def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Path, device: str = "cpu",
-        resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+        resume: bool = False, progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
+        submission_dir: Path | None = None) -> TrainResult:
     """Train ``config`` on ``data`` (train windows), keep the best validation epoch, write the checkpoint."""
     if config.trainer == "ridge":
         from bench.zoo.ridge import fit_ridge
@@ -192,11 +245,14 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         return fit_ridge(config, data, weights_dir, device, _export)
     dev = torch.device(device)
     seed_everything(config.seed)
-    model, arch = build_model(config, data)
+    submission_dir = submission_dir or Path(weights_dir).parent.parent
+    model, arch = build_model(config, data, submission_dir)
+    warm = warm_start(model, arch, config, data, submission_dir)
     model.to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    train = data.windows["train"].strided(config.window_stride)
-    val = data.windows["validation"].strided(config.val_stride)
+    trainable = model.net.trainable_parameters() if hasattr(model.net, "trainable_parameters") else model.parameters()
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    train = samples_of(data, model.sample_kind, "train").strided(config.window_stride)
+    val = samples_of(data, model.sample_kind, "validation").strided(config.val_stride)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = _scheduler(optimizer, config, config.epochs * steps_per_epoch)
     weights = torch.from_numpy(lat_weights(data.task.grid.latitude.values)).to(dev)
@@ -222,10 +278,9 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"{config.model} epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for step in bar:
-            x, y, frac = _tensors(data, train, order[step * config.batch_size:(step + 1) * config.batch_size], dev)
+            batch = _tensors(data, train, order[step * config.batch_size:(step + 1) * config.batch_size], dev)
             with _autocast(config.precision, dev):
-                pred = model(x, frac, target=y)
-            loss = weighted_mse(pred.float(), y, weights)
+                loss, _ = model.training_loss(batch, weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -261,6 +316,20 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
     if state["best_state"] is None:
         raise TrainingError("no epoch was trained; raise --epochs")
     model.load_state_dict(state["best_state"])
-    record = {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "stopped_by": stop_reason,
+    extra = {}
+    if hasattr(model, "after_training"):  # e.g. a codec's latent statistics, from the train split only
+        fields = data.field_set("train")
+        extra = model.after_training(data.fields[fields.positions], data.fields[data.field_set("validation").positions], dev)
+    record = {**extra, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "stopped_by": stop_reason,
               "train_wall_time_s": state["wall_s"], "train_windows": len(train), "device": str(dev)}
-    return _export(weights_dir, model, arch, config, data, record, state["log"], dev)
+    log = state["log"]
+    if warm is not None:  # one curve and one budget over both stages
+        before = warm.pop("log")
+        offset = warm["epochs_before"]
+        before = [{**e, "stage": e.get("stage", 1)} for e in before]
+        stage = max((e["stage"] for e in before), default=0) + 1
+        log = before + [{**e, "epoch": e["epoch"] + offset, "stage": stage,
+                         "wall_s": e["wall_s"] + (warm["train_wall_time_s_before"] or 0.0)} for e in log]
+        record.update(epochs_run=offset + state["epoch"], best_epoch=offset + state["best_epoch"],
+                      train_wall_time_s=(warm["train_wall_time_s_before"] or 0.0) + state["wall_s"], warm_start=warm)
+    return _export(weights_dir, model, arch, config, data, record, log, dev)

@@ -1,0 +1,1 @@
+"""Codec networks, one family per file (registered with ``@register_model(family="codec")``)."""
