@@ -188,3 +188,15 @@ class EofCodec:
 
     def num_parameters(self) -> int:
         return int(sum(e.size + m.size for e, m in zip(self.eofs, self.mean)))
+
+
+def fit_eof_main(k: int, weights_dir: Path, tasks: list[str], argv: list[str] | None = None) -> None:
+    """Command line of an EOF baseline's ``fit.py``: fit ``k`` EOFs per channel on ``--data``'s train split."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Fit {k} EOFs per channel on the train split into {weights_dir}.")
+    parser.add_argument("--data", required=True, type=Path, help="prepared data directory (bench data prepare)")
+    args = parser.parse_args(argv)
+    meta = fit_eof_weights(args.data, weights_dir, k=k, tasks=tasks)
+    for channel, info in meta["channels"].items():
+        print(f"{channel}: {info['explained_variance']:.5f} of the train-split variance in {k} EOFs")

@@ -29,7 +29,7 @@ import yaml
 import bench
 from bench.errors import BenchError, ReproduceError
 from bench.provenance import PROJECT_ROOT, git_state
-from bench.results import Results, atomic_write_text, find_results, store_name
+from bench.results import Results, atomic_write_text, find_results, recorded_store, store_name
 
 if TYPE_CHECKING:
     from bench.evaluate import EvaluationSettings
@@ -267,7 +267,7 @@ def fields_store_for(entry: Entry, stores: tuple[str, ...]) -> str | None:
     data = entry.committed.data if entry.committed is not None else {}
     if entry.track != "codec" or not data.get("statistics"):
         return None  # scored on the prepared data's split
-    wanted = data.get("store")
+    wanted = recorded_store(data)
     for store in stores:
         if store_name(store) == wanted:
             return store
@@ -342,7 +342,13 @@ def _entry_json(entry: Entry, now: str, previous: dict | None) -> dict:
         "reproduced_at": now,
         "last_equal_at": now if ok else (previous or {}).get("last_equal_at"),
         "command": reproduce_command(entry.task, entry.committed.data if entry.committed else {}, entry.submission),
+        "data_fingerprint": (entry.committed.data if entry.committed else {}).get("fingerprint"),
     }
+
+
+def report_key(record: dict) -> tuple:
+    """A report entry's identity: a submission has one results file per board (codecs: also other stores)."""
+    return record.get("task"), record.get("submission"), record.get("results_file")
 
 
 def reproduce_command(task: str | None, data: dict, submission: str | None = None) -> str:
@@ -369,13 +375,15 @@ def read_report(path: Path) -> dict | None:
 def build_report(entries: list[Entry], options: ReproduceOptions, started_at: str, wall_time_s: float, made: list[str]) -> dict:
     """The JSON report the site links to; entries not re-derived this time keep their previous state."""
     previous = read_report(options.report_path) if options.report_path else None
-    old_entries = {(e["task"], e["submission"]): e for e in (previous or {}).get("entries", [])}
+    old_entries = {report_key(e): e for e in (previous or {}).get("entries", [])}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    fresh = [_entry_json(e, now, old_entries.get((e.task, e.submission))) for e in entries]
-    keys = {(e["task"], e["submission"]) for e in fresh}
+    fresh = [_entry_json(e, now, old_entries.get((e.task, e.submission, e.path.name if e.path else None))) for e in entries]
+    keys = {report_key(e) for e in fresh}
     kept = [e for k, e in old_entries.items() if k not in keys]
     commit, dirty = git_state()
-    data = next((e.new.data for e in entries if e.new is not None), None) or {}
+    # the --data store's description: from a result scored on it (not a codec result of a --fields store)
+    scored = [e.new.data for e in entries if e.new is not None]
+    data = next((d for d in scored if not d.get("statistics")), scored[0] if scored else {})
     ok = all(e.status in ("equal", "rewritten") for e in entries)
     counts = {status: sum(e.status == status for e in entries) for status in ("equal", "different", "rewritten", "failed")}
     return {

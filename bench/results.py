@@ -138,6 +138,13 @@ def store_name(source: str) -> str:
     return text if "://" in text else Path(text).name
 
 
+def recorded_store(data: dict) -> str | None:
+    """A results file's store name: recorded (schema 2), or the file name of schema 1's absolute source path."""
+    if data.get("store"):
+        return str(data["store"])
+    return store_name(str(data["source"])) if data.get("source") else None
+
+
 def validate_ensemble_json(ensemble: Any, n_leads: int, source: str) -> None:
     """Check the optional ensemble block: member count and one frequency row of M + 1 ranks per lead."""
     if not isinstance(ensemble, dict):

@@ -425,16 +425,7 @@ class SandboxedForecaster:
         source = f"{self.submission.name} ({self.task.name})"
         self._send({"kind": "predict", "init_times": [int(t) for t in np.asarray(init_times, dtype="datetime64[ns]").astype(np.int64)]},
                    doing, np.ascontiguousarray(inputs, dtype=np.float32))
-        header = self._receive(doing)
-        if header.get("status") == "bad-dtype":
-            self._kill()
-            raise OutputDtypeError(f"{source}: forecast dtype is {_text(header.get('dtype'), 100)}; return float32 (or float64)")
-        if header.get("status") != "ok":
-            raise self._protocol_error(f"answered {str(header.get('status'))[:40]!r}", doing)
-        try:
-            dtype, shape = wire.array_spec(header)
-        except wire.WireError as exc:
-            raise self._protocol_error(str(exc), doing) from exc
+        dtype, shape = self._answer_spec(doing, f"{source}: forecast", "float32 (or float64)")
         batch = len(inputs)
         members = shape[1] if self.ensemble and len(shape) == 6 and 1 <= shape[1] <= MAX_MEMBERS else None
         want = self.expected_shape(batch, members if self.ensemble else None)
@@ -443,6 +434,23 @@ class SandboxedForecaster:
             layout = "(batch, members, 4, channel, 32, 64)" if self.ensemble else "(batch, 4, channel, 32, 64)"
             limit = f", at most {MAX_MEMBERS} members" if self.ensemble else ""
             raise OutputShapeError(f"{source}: forecast has shape {shape}, expected {want} i.e. {layout}{limit}")
+        return self._receive_array(dtype, shape, doing)
+
+    def _answer_spec(self, doing: str, what: str, dtypes: str) -> tuple[str, tuple[int, ...]]:
+        """The (dtype, shape) the worker announces for its answer; a named error for a bad dtype or status."""
+        header = self._receive(doing)
+        if header.get("status") == "bad-dtype":
+            self._kill()
+            raise OutputDtypeError(f"{what} dtype is {_text(header.get('dtype'), 100)}; return {dtypes}")
+        if header.get("status") != "ok":
+            raise self._protocol_error(f"answered {str(header.get('status'))[:40]!r}", doing)
+        try:
+            return wire.array_spec(header)
+        except wire.WireError as exc:
+            raise self._protocol_error(str(exc), doing) from exc
+
+    def _receive_array(self, dtype: str, shape: tuple[int, ...], doing: str) -> np.ndarray:
+        """The announced array, read within the deadline and the memory limit."""
         try:
             return wire.recv_array(self._sock, dtype, shape, self.deadline, lambda: self._check_limits(doing))
         except wire.Deadline:
@@ -501,29 +509,14 @@ class SandboxedCodec(SandboxedForecaster):
         """Send ``array`` for ``kind``; read the answer only once it is a float array of shape ``want``."""
         source = f"{self.submission.name} ({self.task.name})"
         self._send({"kind": kind}, doing, array)
-        header = self._receive(doing)
-        if header.get("status") == "bad-dtype":
-            self._kill()
-            raise OutputDtypeError(f"{source}: {what} dtype is {_text(header.get('dtype'), 100)}; return float32")
-        if header.get("status") != "ok":
-            raise self._protocol_error(f"answered {str(header.get('status'))[:40]!r}", doing)
-        try:
-            dtype, shape = wire.array_spec(header)
-        except wire.WireError as exc:
-            raise self._protocol_error(str(exc), doing) from exc
+        dtype, shape = self._answer_spec(doing, f"{source}: {what}", "float32")
         if dtype not in FLOAT_DTYPES:
             self._kill()
             raise OutputDtypeError(f"{source}: {what} dtype is {dtype}; return float32")
         if shape != want:
             self._kill()
             raise shape_error(f"{source}: {what} have shape {shape}, expected {want} i.e. {layout}")
-        try:
-            return wire.recv_array(self._sock, dtype, shape, self.deadline, lambda: self._check_limits(doing))
-        except wire.Deadline:
-            self._kill()
-            raise self._timeout(doing) from None
-        except wire.PeerGone as exc:
-            raise self._died(doing) from exc
+        return self._receive_array(dtype, shape, doing)
 
     def encode(self, fields: np.ndarray) -> np.ndarray:
         """Latents of ``fields`` (B, C, 32, 64) physical units, read only once they are (B, *latent_shape) floats."""

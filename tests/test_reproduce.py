@@ -69,6 +69,10 @@ def test_every_committed_result_is_re_derived_equal_and_reported(project, prepar
     assert all(e["numbers_compared"] > 2048 for e in saved["entries"])  # metrics, error maps and facts
     assert {e["command"] for e in saved["entries"] if e["submission"] == "my-persistence" and e["task"] == T2M} == {
         f"bench reproduce --task {T2M} --only my-persistence --data wb2.zarr"}
+    assert all(e["data_fingerprint"] == saved["data"]["fingerprint"] for e in saved["entries"])
+    # a partial run replaces only its own entries, one per results file
+    _, partial = run_reproduce(options(project, prepared, only=("my-climatology",)), log=lambda _: None)
+    assert len(partial["entries"]) == 4 and len({(e["task"], e["submission"], e["results_file"]) for e in partial["entries"]}) == 4
 
 
 def test_an_edited_committed_number_is_caught_named_and_exits_non_zero(project, prepared):
@@ -177,3 +181,19 @@ def test_train_retrains_a_scratch_copy_and_measures_the_distance(prepared):
     assert set(record["validation_rmse"]) == set(record["test_rmse"]) == {"2m_temperature"}
     assert all(d["committed"] is not None and d["new"] is not None for d in record["test_rmse"]["2m_temperature"])
     assert "not bit-reproducible across hardware" in record["note"]
+
+
+def test_codec_results_of_another_board_find_their_store_in_either_schema():
+    """Schema 2 records the store's name; schema 1 recorded its absolute path: both match --fields."""
+    from types import SimpleNamespace
+
+    from bench.reproduce import ReproduceError, fields_store_for
+
+    stores = ("/data/real/era5-sample-64x32.zarr",)
+    for data in ({"store": "era5-sample-64x32.zarr", "statistics": "train split"},
+                 {"source": "/elsewhere/real/era5-sample-64x32.zarr", "statistics": "train split"}):
+        entry = SimpleNamespace(track="codec", committed=SimpleNamespace(data=data), path="x.json")
+        assert fields_store_for(entry, stores) == stores[0]
+    entry = SimpleNamespace(track="codec", committed=SimpleNamespace(data={"store": "other.zarr", "statistics": "t"}), path="x.json")
+    with pytest.raises(ReproduceError, match="scored on the store 'other.zarr'; name it with --fields PATH/other.zarr"):
+        fields_store_for(entry, stores)

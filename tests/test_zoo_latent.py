@@ -59,7 +59,7 @@ def latent_copy(name: str, root, small: bool = True):
     return path
 
 
-@pytest.mark.parametrize("name", ["latent_unet_vae", "latent_diffusion", "rae_direct"])
+@pytest.mark.parametrize("name", LATENT_BASELINES)
 def test_latent_baseline_trains_saves_reloads_and_evaluates(name, codecs, prepared, tmp_path_factory):
     root, train = codecs
     train(codec_for(name))
@@ -78,6 +78,40 @@ def test_latent_baseline_trains_saves_reloads_and_evaluates(name, codecs, prepar
     if name == "latent_diffusion":
         assert results.ensemble["members"] == 3 and all(np.isfinite(metrics["crps"]))
         assert all(v is not None for v in metrics["spread_skill"])
+
+
+def test_unit_latent_scaling_hands_the_network_raw_latents():
+    """Document 004's question needs both paths: the codec's statistics, or latents taken as they come."""
+    from bench.errors import TrainingError
+    from bench.zoo.latent import LatentOptions, scale, unscale
+
+    class Doubling:
+        def scale_latents(self, z):
+            return 2 * z
+
+        def unscale_latents(self, u):
+            return u / 2
+
+    z = torch.randn(3, 4, 2, 2)
+    codec_way, unit = LatentOptions(codec="c"), LatentOptions(codec="c", latent_scaling="unit")
+    assert torch.equal(scale(Doubling(), z, codec_way), 2 * z) and torch.equal(unscale(Doubling(), 2 * z, codec_way), z)
+    assert torch.equal(scale(Doubling(), z, unit), z) and torch.equal(unscale(Doubling(), z, unit), z)
+    with pytest.raises(TrainingError, match="latent_scaling 'raw' is not one of"):
+        LatentOptions(codec="c", latent_scaling="raw")
+
+
+def test_latent_ablation_compares_the_codec_scaling_with_unit_statistics(codecs, prepared):
+    from bench.zoo.ablation import run_ablation
+
+    root, train = codecs
+    train("vae")
+    (root / "ablate").mkdir()
+    (root / "ablate" / "vae").symlink_to(root / "vae")
+    path = latent_copy("latent_unet_vae", root / "ablate")
+    table = run_ablation(path, T2M, prepared, epochs=1, window_stride=20, val_stride=4, batch_size=4)
+    assert [row["options"].get("latent_scaling", "codec") for row in table["rows"]] == ["codec", "unit"]
+    assert all(np.isfinite(row["validation_score"]) for row in table["rows"])
+    assert table["rows"][0]["validation_score"] != table["rows"][1]["validation_score"]
 
 
 def test_a_latent_forecaster_without_its_codec_weights_is_a_named_error(prepared, tmp_path):

@@ -38,6 +38,30 @@ def test_the_weather_transformer_has_about_1_6_million_parameters():
     assert 1.5e6 < sum(p.numel() for p in model.parameters()) < 1.75e6
 
 
+@pytest.mark.parametrize("name", ["weather_transformer", "transformer", "transformer_seq2seq"])
+def test_a_zero_initialised_output_layer_starts_at_persistence(name):
+    extra = {"query_source": "history"} if name == "weather_transformer" else {}
+    model = create_model(name, in_channels=3, out_channels=1, zero_init_output=True, **extra, **SHAPE)
+    assert torch.count_nonzero(model(torch.randn(2, 12, 3, 32, 64))) == 0  # raw change 0: the forecast is the last input
+
+
+def test_history_queries_reach_each_patch_history_directly():
+    """A change in one patch's input moves that patch's forecast most: the history path is local."""
+    torch.manual_seed(0)
+    model = create_model("weather_transformer", in_channels=1, out_channels=1, query_source="history", dropout=0.0, **SHAPE)
+    model.eval()
+    x = torch.randn(1, 12, 1, 32, 64)
+    bumped = x.clone()
+    bumped[:, -1, :, :4, :8] += 1.0  # the first 4x8 patch
+    change = (model(bumped) - model(x)).abs().mean(dim=(0, 1, 2))
+    assert change[:4, :8].mean() > 2 * change[4:, 8:].mean()
+
+
+def test_an_unknown_query_source_is_a_named_error():
+    with pytest.raises(ValueError, match="query_source must be one of"):
+        create_model("weather_transformer", in_channels=1, out_channels=1, query_source="last", **SHAPE)
+
+
 def test_an_unknown_model_is_a_named_error():
     with pytest.raises(BenchError, match="unknown model 'convlstmm'"):
         create_model("convlstmm", **SHAPE)

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from bench.leaderboard.board import Board, Entry
-from bench.reproduce import read_report, reproduce_command
-from bench.results import store_name
+from bench.reproduce import read_report, report_key, reproduce_command
+from bench.results import recorded_store
 
 REPORT_NAME = "reproduce.json"
 
@@ -35,12 +35,20 @@ def report_beside(results_dir: Path) -> dict | None:
 
 
 def data_store(data: dict) -> str:
-    """A results file's store name: recorded (schema 2) or the file name of the old absolute source path."""
-    return str(data.get("store") or (store_name(str(data["source"])) if data.get("source") else "STORE"))
+    """A results file's store name, for a page ("STORE" where the file names none)."""
+    return recorded_store(data) or "STORE"
 
 
-def _report_entries(report: dict | None) -> dict[tuple[str, str], dict]:
-    return {(e.get("task"), e.get("submission")): e for e in (report or {}).get("entries", []) if isinstance(e, dict)}
+def _report_entries(report: dict | None) -> dict[tuple, dict]:
+    return {report_key(e): e for e in (report or {}).get("entries", []) if isinstance(e, dict)}
+
+
+def _record(records: dict[tuple, dict], board: Board, entry: Entry) -> dict | None:
+    """The report's entry for this results file (older reports: one per task and submission)."""
+    exact = records.get((board.key.task_name, entry.name, entry.path.name))
+    if exact is not None:
+        return exact
+    return next((r for k, r in records.items() if k[:2] == (board.key.task_name, entry.name) and k[2] is None), None)
 
 
 def _day(timestamp: str | None) -> str | None:
@@ -54,12 +62,15 @@ def _versions(entries: list[Entry]) -> str:
 
 def _matches(entry: Entry, record: dict | None, report: dict | None) -> bool:
     """A report entry speaks for this result only if it re-derived it on the same data."""
-    return bool(record) and (report or {}).get("data", {}).get("fingerprint") in (None, entry.results.data.get("fingerprint"))
+    if not record:
+        return False
+    recorded = record.get("data_fingerprint") or (report or {}).get("data", {}).get("fingerprint")
+    return recorded in (None, entry.results.data.get("fingerprint"))
 
 
 def entry_reproduction(board: Board, entry: Entry, report: dict | None) -> Reproduction:
     """One submission's line: ``bench reproduce --task T --only NAME --data STORE`` and its last success."""
-    record = _report_entries(report).get((board.key.task_name, entry.name))
+    record = _record(_report_entries(report), board, entry)
     ok = _matches(entry, record, report)
     last = _day(record.get("last_equal_at")) if ok else None
     if not record:
@@ -80,7 +91,7 @@ def board_reproduction(board: Board, report: dict | None) -> Reproduction:
     records = _report_entries(report)
     lasts = []
     for entry in board.entries:
-        record = records.get((board.key.task_name, entry.name))
+        record = _record(records, board, entry)
         lasts.append(_day(record.get("last_equal_at")) if _matches(entry, record, report) else None)
     last = min(lasts) if lasts and all(lasts) else None
     done = sum(1 for d in lasts if d)

@@ -26,12 +26,30 @@ VARIANTS: tuple[tuple[str, dict], ...] = (
     ("no static fields, no sin(latitude)", {"static_fields": (), "latitude_field": False}),
     ("no time-of-year features", {"time_features": False}),
 )
+# Latent forecasters take their options in model_args (bench/zoo/latent.py): the variants there.
+LATENT_VARIANTS: tuple[tuple[str, dict], ...] = (
+    ("recipe", {}),
+    ("unit latent statistics: raw codec latents, not the codec's scaling (document 004)", {"latent_scaling": "unit"}),
+)
 ABLATION_DIR = "ablation"
+
+
+def is_latent(config: TrainConfig) -> bool:
+    return "codec" in config.model_args
 
 
 def variant_config(config: TrainConfig, changes: dict) -> TrainConfig:
     """The recipe with some options changed (the schedule, seed and windows stay)."""
+    if is_latent(config):
+        return dataclasses.replace(config, model_args={**config.model_args, **changes}, init_from=None)
     return dataclasses.replace(config, options=dataclasses.replace(config.options, **changes), init_from=None)
+
+
+def unchanged(variant: TrainConfig, config: TrainConfig) -> bool:
+    """The variant switches off something the recipe does not use."""
+    if is_latent(config):
+        return variant.model_args == config.model_args
+    return variant.options == config.options
 
 
 def run_ablation(path: Path, task_name: str, data_dir: Path, progress: bool = False, **budget) -> dict:
@@ -42,14 +60,16 @@ def run_ablation(path: Path, task_name: str, data_dir: Path, progress: bool = Fa
     config = read_train_config(submission.root, task_name, **budget)
     data = load_training_data(PreparedData(data_dir, load_task(task_name)), config.options.static_fields)
     rows = []
-    for label, changes in VARIANTS:
+    for label, changes in LATENT_VARIANTS if is_latent(config) else VARIANTS:
         variant = variant_config(config, changes)
-        if changes and variant.options == config.options:
+        if changes and unchanged(variant, config):
             continue  # the recipe does not use this option: nothing to switch off
         with tempfile.TemporaryDirectory(prefix="ablation-") as tmp:
-            result = fit(variant, data, Path(tmp) / "weights", Path(tmp) / "work", progress=progress)
+            result = fit(variant, data, Path(tmp) / "weights", Path(tmp) / "work", progress=progress,
+                         submission_dir=submission.root)
         val = result.meta["validation"]
-        rows.append({"variant": label, "options": dataclasses.asdict(variant.options), "validation_score": val["score"],
+        options = variant.model_args if is_latent(config) else dataclasses.asdict(variant.options)
+        rows.append({"variant": label, "options": options, "validation_score": val["score"],
                      "rmse_6h": {c: v[0] for c, v in val["rmse"].items()}, "rmse_24h": {c: v[-1] for c, v in val["rmse"].items()},
                      "train_wall_time_s": result.meta["train_wall_time_s"]})
     table = {"submission": submission.name, "task": task_name, "data_fingerprint": data.data_fingerprint,

@@ -146,6 +146,24 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+QUERY_SOURCES = ("learned", "history")  # what an output query of a query decoder starts from
+
+
+def history_mix(out_steps: int, in_steps: int) -> nn.Parameter:
+    """Learnable (out_steps, in_steps) weights mixing encoded input steps into each lead's query; starts at the last step."""
+    mix = torch.zeros(out_steps, in_steps)
+    mix[:, -1] = 1.0
+    return nn.Parameter(mix)
+
+
+def zero_init(layer: nn.Module) -> nn.Module:
+    """Zero a layer's weight and bias: an output layer that starts the forecast at persistence (document 002)."""
+    nn.init.zeros_(layer.weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
 class AttentionBlock(nn.Module):
     """Post-LN self-attention over the token axis: x = LN(x + MHA(x))."""
 

@@ -33,7 +33,8 @@ LATENT_KIND = "latent"
 LOSSES = ("latent", "pixel")
 # model_args keys the wrapper consumes; the rest go to the latent network.
 WRAPPER_ARGS = ("codec", "freeze_encoder", "freeze_decoder", "loss", "residual", "members", "sampling_steps",
-                "sampling_seed", "evaluation_members")
+                "sampling_seed", "evaluation_members", "latent_scaling")
+LATENT_SCALINGS = ("codec", "unit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +50,13 @@ class LatentOptions:
     sampling_steps: int = 20  # DDIM steps (diffusion)
     sampling_seed: int = 0  # base seed of the sampler: forecasts are reproducible
     evaluation_members: int = 1  # members averaged for the validation RMSE during training (diffusion)
+    # "codec": the codec's own latent scaling (its train-split statistics or scale factor); "unit": raw
+    # latents, as if their statistics were mean 0 / std 1 (document 004's question: does scaling matter?)
+    latent_scaling: str = "codec"
 
     def __post_init__(self) -> None:
+        if self.latent_scaling not in LATENT_SCALINGS:
+            raise TrainingError(f"latent_scaling {self.latent_scaling!r} is not one of {LATENT_SCALINGS}")
         if self.loss not in LOSSES:
             raise TrainingError(f"latent loss {self.loss!r} is not one of {LOSSES}")
         if not self.freeze_encoder and self.loss == "latent":
@@ -115,6 +121,16 @@ def codec_parameter_roles(codec: nn.Module) -> tuple[set[int], set[int]]:
     return roles[0], roles[1]
 
 
+def scale(codec: nn.Module, z: torch.Tensor, options: LatentOptions) -> torch.Tensor:
+    """Codec latents -> the latents the network works on (the codec's scaling unless ``unit``)."""
+    return codec.scale_latents(z) if options.latent_scaling == "codec" else z
+
+
+def unscale(codec: nn.Module, u: torch.Tensor, options: LatentOptions) -> torch.Tensor:
+    """Inverse of ``scale``."""
+    return codec.unscale_latents(u) if options.latent_scaling == "codec" else u
+
+
 class LatentForecaster(nn.Module):
     """Codec + latent network: z-scored windows in, z-scored forecasts (or ensembles) out."""
 
@@ -151,13 +167,13 @@ class LatentForecaster(nn.Module):
         context = torch.no_grad() if self.options.freeze_encoder else torch.enable_grad()
         with context:
             z = self.codec.encode(x.flatten(0, 1)).float()
-        u = self.codec.scale_latents(z)
+        u = scale(self.codec, z, self.options)
         return u.view(b, t, *u.shape[1:])
 
     def decode_steps(self, u: torch.Tensor) -> torch.Tensor:
         """(B, T, c, h, w) scaled latents -> (B, T, C, H, W) z-scored fields."""
         b, t = u.shape[:2]
-        x = self.codec.decode(self.codec.unscale_latents(u.flatten(0, 1))).float()
+        x = self.codec.decode(unscale(self.codec, u.flatten(0, 1), self.options)).float()
         return x.view(b, t, *x.shape[1:])
 
     # --- deterministic path -------------------------------------------------------------------
@@ -283,19 +299,19 @@ def build_latent(config, data, submission_dir: Path | None = None) -> tuple[Late
     if hasattr(net, "attach_codec"):  # RAE direct: decoder sized from the codec's encoder
         net.attach_codec(codec)
     if hasattr(net, "fit_target_scale"):  # diffusion: the spread of the latent changes, from train windows only
-        fit_target_scale(net, codec, data)
+        fit_target_scale(net, codec, data, options)
     model = LatentForecaster(net, codec, data.stats, options)
     return model, latent_arch(config.model, net_args, options, codec_arch)
 
 
 @torch.no_grad()
-def fit_target_scale(net: nn.Module, codec: nn.Module, data, windows: int = 512) -> None:
+def fit_target_scale(net: nn.Module, codec: nn.Module, data, options: LatentOptions, windows: int = 512) -> None:
     """Per lead and latent channel, the std of (future - last input) scaled latents on evenly spaced train windows."""
     train = data.windows["train"]
     index = np.linspace(0, len(train) - 1, min(windows, len(train))).astype(int)
     x, y, _ = data.batch(train, index)
     codec.eval()
-    encode = lambda f: codec.scale_latents(codec.encode(torch.from_numpy(f.reshape(-1, *f.shape[2:]))).float())
+    encode = lambda f: scale(codec, codec.encode(torch.from_numpy(f.reshape(-1, *f.shape[2:]))).float(), options)
     u_last = encode(x[:, -1:]).view(len(index), 1, *codec.latent_shape)
     u_future = encode(y).view(len(index), y.shape[1], *codec.latent_shape)
     net.fit_target_scale(u_last, u_future)

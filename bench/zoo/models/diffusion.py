@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.zoo.blocks import zero_init
 from bench.zoo.models.latent_unet import feasible_depth
 from bench.zoo.registry import register_model
 
@@ -43,8 +44,7 @@ class LatentDiffusion(nn.Module):
             block_out_channels=widths, layers_per_block=layers_per_block, norm_num_groups=norm_num_groups,
             down_block_types=("DownBlock2D",) * levels, up_block_types=("UpBlock2D",) * levels,
         )
-        nn.init.zeros_(self.unet.conv_out.weight)
-        nn.init.zeros_(self.unet.conv_out.bias)
+        zero_init(self.unet.conv_out)
         self.scheduler_config = {"num_train_timesteps": train_timesteps, "beta_schedule": beta_schedule,
                                  "prediction_type": "epsilon", "clip_sample": False}
         self.train_scheduler = DDPMScheduler(**self.scheduler_config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.zoo.blocks import UNet
+from bench.zoo.blocks import UNet, zero_init
 from bench.zoo.registry import register_model
 
 
@@ -32,8 +32,7 @@ class LatentUNet(nn.Module):
         levels = tuple(mults[: self.depth_used]) if mults else None
         self.out_shape = (out_steps, latent_channels, latent_height, latent_width)
         self.unet = UNet(in_steps * latent_channels, out_steps * latent_channels, base, self.depth_used, levels, periodic)
-        nn.init.zeros_(self.unet.outc.weight)
-        nn.init.zeros_(self.unet.outc.bias)
+        zero_init(self.unet.outc)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return self.unet(u.flatten(1, 2)).view(u.shape[0], *self.out_shape)

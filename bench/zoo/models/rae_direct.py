@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.zoo.blocks import zero_init
 from bench.zoo.registry import register_model
 
 
@@ -38,8 +39,7 @@ class RAEDirect(nn.Module):
             raise ValueError("rae_direct needs an RAE codec (a frozen ViT encoder with a patch grid)")
         self.decoder = ViTDecoder(net.encoder.config.hidden_size, net.token_grid, net.patch,
                                   self.out_steps * self.field_channels, **DECODERS[self.decoder_size])
-        nn.init.zeros_(self.decoder.head.weight)
-        nn.init.zeros_(self.decoder.head.bias)
+        zero_init(self.decoder.head)
 
     def forward(self, x: torch.Tensor, codec: nn.Module) -> torch.Tensor:
         from bench.zoo.codecs.rae import patch_tokens

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.zoo.blocks import sinusoidal_encoding
+from bench.zoo.blocks import sinusoidal_encoding, zero_init
 from bench.zoo.registry import register_model
 
 
@@ -56,7 +56,7 @@ class TransformerForecaster(nn.Module):
     """Input projection + sinusoidal positions + a Transformer encoder; the last token -> MLP head -> 4 fields."""
 
     def __init__(self, in_steps, out_steps, in_channels, out_channels, height, width, d_model=128, heads=4,
-                 layers=3, dropout=0.2):
+                 layers=3, dropout=0.2, zero_init_output=False):
         super().__init__()
         self.out_shape = (out_steps, out_channels, height, width)
         self.proj = nn.Linear(in_channels * height * width, d_model)
@@ -67,6 +67,8 @@ class TransformerForecaster(nn.Module):
             nn.LayerNorm(d_model), nn.Dropout(dropout), nn.Linear(d_model, d_model // 2), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(d_model // 2, out_steps * out_channels * height * width),
         )
+        if zero_init_output:
+            zero_init(self.head[-1])
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         tokens = self.encoder(self.proj(x.flatten(2)) + self.positions)
@@ -77,7 +79,7 @@ class TransformerSeq2Seq(nn.Module):
     """Encoder over the inputs, decoder with learnable query tokens (one per lead) -> one field per lead."""
 
     def __init__(self, in_steps, out_steps, in_channels, out_channels, height, width, d_model=256, heads=8,
-                 encoder_layers=4, decoder_layers=4, dropout=0.1):
+                 encoder_layers=4, decoder_layers=4, dropout=0.1, zero_init_output=False):
         super().__init__()
         self.out_steps, self.frame = out_steps, (out_channels, height, width)
         self.proj = nn.Linear(in_channels * height * width, d_model)
@@ -85,6 +87,8 @@ class TransformerSeq2Seq(nn.Module):
         self.queries = nn.Parameter(torch.randn(out_steps, d_model) * 0.02)
         self.transformer = nn.Transformer(d_model, heads, encoder_layers, decoder_layers, 4 * d_model, dropout, batch_first=True)
         self.head = nn.Linear(d_model, out_channels * height * width)
+        if zero_init_output:
+            zero_init(self.head)
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         n_in = x.shape[1]
