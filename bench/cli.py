@@ -83,6 +83,24 @@ def data_prepare(source: str, out: Path, tasks: tuple[str, ...]) -> None:
         click.echo(f"note: {len(manifest.gaps)} gap(s) in time; windows crossing them are skipped")
 
 
+@data.command("pack")
+@click.option("--task", "task_name", required=True, help="Task whose train + validation fields to pack.")
+@click.option("--data", default=None, help="Prepared dir, WB2 store (path or gs://), or 'sample'.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .npz file.")
+def data_pack(task_name: str, data: str | None, out: Path) -> None:
+    """Write one task's train + validation fields (never the test year) to one compressed .npz for `bench train`
+    on a machine without the store, e.g. a lent GPU."""
+    from bench.data_sources import resolve_data
+    from bench.dataset import PreparedData
+    from bench.task import load_task
+    from bench.zoo.data import PACK_SUFFIX, save_training_pack
+
+    if not str(out).endswith(PACK_SUFFIX):
+        raise BenchError(f"--out {out} must end with {PACK_SUFFIX} (bench train recognises a training pack by it)")
+    path = save_training_pack(PreparedData(resolve_data(data), load_task(task_name)), out)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): train + validation fields of {task_name}")
+
+
 @data.command("cut-sample")
 @click.option("--source", required=True, help="The simulated benchmark store.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output netCDF (default: the shipped sample).")
@@ -313,23 +331,31 @@ def compare_codecs(paths, task, times, channels, fields_store, results, out, dat
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (same recipe on both).")
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
 @click.option("--resume", is_flag=True, help="Continue from <PATH>/.train/<task>/last.pt.")
+@click.option("--budget-minutes", type=float, default=None,
+              help="Time a few steps first and run as many epochs as fit (at most the recipe's), with max_minutes set to it.")
 @click.option("--repack-int8", type=int, default=None, metavar="N",
               help="Do not train: re-store the finished weights with int8 rows for tensors of >= N entries, if validation changes < 0.1%.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
-def train(path: Path, tasks, data, device, epochs, resume, repack_int8, quiet) -> None:
+def train(path: Path, tasks, data, device, epochs, resume, budget_minutes, repack_int8, quiet) -> None:
     """Train a submission that declares train.yaml: train split only, model selection on validation."""
     from bench.data_sources import resolve_data
     from bench.zoo.runner import repack_submission, train_submission
 
-    data_dir = resolve_data(data, progress=not quiet)
-    for task_name in _tasks_for(path, tasks, data_dir):
+    from bench.zoo.data import is_training_pack, read_pack_task
+
+    if is_training_pack(data):  # a training pack (bench data pack) carries one task's train + validation fields
+        data_dir, task_names = Path(data), list(tasks) or [read_pack_task(Path(data))]
+    else:
+        data_dir = resolve_data(data, progress=not quiet)
+        task_names = _tasks_for(path, tasks, data_dir)
+    for task_name in task_names:
         if repack_int8:
             record = repack_submission(path, task_name, data_dir, repack_int8)
             click.echo(f"{task_name}: {record['format']} (validation score {record.get('validation_score_fp32', 0):.5f} -> "
                        f"{record.get('validation_score_stored', 0):.5f})")
             continue
-        result = train_submission(path, task_name, data_dir, device, epochs, resume, not quiet)
+        result = train_submission(path, task_name, data_dir, device, epochs, resume, not quiet, budget_minutes=budget_minutes)
         val = result.meta["validation"]["rmse"]
         summary = ", ".join(f"{c} {v[0]:.4g} / {v[-1]:.4g}" for c, v in val.items())
         click.echo(f"{task_name}: best epoch {result.meta['best_epoch']} of {result.meta['epochs_run']}, "

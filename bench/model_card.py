@@ -87,6 +87,17 @@ def _latent_lines(root: Path, task_name: str, test: "Results | None") -> list[st
     return lines
 
 
+def _training_time(meta: dict) -> str:
+    """Total training time, split by machine when stages ran on more than one (e.g. CPU, then a lent GPU)."""
+    from bench.training_record import training_machines
+
+    total, machines = meta.get("train_wall_time_s", 0) / 60, training_machines(meta)
+    if len(machines) <= 1:
+        return f"{total:.1f} min on {machines[0][0] if machines else 'unrecorded hardware'}" + \
+            (f", torch {meta.get('hardware', {}).get('torch')}" if meta.get("hardware") else "")
+    return f"{total:.1f} min: " + ", then ".join(f"{minutes:.1f} min on {m}" for m, minutes in machines)
+
+
 def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> list[str]:
     meta_path = root / "weights" / task_name / "meta.json"
     lines = [f"### {task_name}", ""]
@@ -119,8 +130,7 @@ def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> l
         if meta.get("stopped_by") != "closed form" else
         f"| schedule | closed form (dual ridge), {meta.get('train_windows')} windows |",
         f"| trainer options | {named} |",
-        f"| training time | {meta.get('train_wall_time_s', 0) / 60:.1f} min on {hw.get('device')} ({hw.get('processor') or hw.get('machine')}, "
-        f"{hw.get('torch_threads')} thread(s), torch {hw.get('torch')}) |",
+        f"| training time | {_training_time(meta)} |",
         f"| weights | {meta.get('storage', {}).get('format')} |",
         f"| git commit | `{meta.get('git_commit')}`{' (uncommitted changes)' if meta.get('git_dirty') else ''} |",
     ]

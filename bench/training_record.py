@@ -40,13 +40,49 @@ def _curve(log: Any) -> list[dict[str, float | None]]:
     return rows
 
 
-def _hardware_text(hardware: Any) -> str | None:
-    if not isinstance(hardware, dict):
-        return None
+def _one_machine(hardware: dict) -> str:
     device = str(hardware.get("device", "?"))
-    cpu = str(hardware.get("processor") or hardware.get("machine") or "")
+    where = str(hardware.get("gpu") or hardware.get("processor") or hardware.get("machine") or "")
     threads = hardware.get("torch_threads")
-    return f"{device}{' · ' + cpu if cpu else ''}{f' · {threads} thread(s)' if isinstance(threads, int) else ''}"[:200]
+    return f"{device}{' · ' + where if where else ''}{f' · {threads} thread(s)' if isinstance(threads, int) else ''}"
+
+
+def training_machines(meta: dict) -> list[tuple[str, float]]:
+    """(machine, minutes) per run of consecutive training stages on one machine, earliest first.
+
+    A warm start records the hardware and cumulative wall time of the stages before it (``warm_start``,
+    nested); a stage that predates the hardware record counts as the next stage's machine.
+    """
+    chain = [(meta.get("hardware"), meta.get("train_wall_time_s"))]
+    warm = meta.get("warm_start")
+    while isinstance(warm, dict):
+        chain.append((warm.get("hardware_before"), warm.get("train_wall_time_s_before")))
+        warm = warm.get("warm_start_before")
+    segments: list[tuple[str, float]] = []
+    known, done = None, 0.0
+    for hardware, cumulative in chain:  # latest first
+        known = _one_machine(hardware) if isinstance(hardware, dict) else known
+        if known is not None and isinstance(cumulative, (int, float)):
+            segments.append((known, float(cumulative)))
+    merged: list[tuple[str, float]] = []
+    for machine, cumulative in reversed(segments):  # earliest first: minutes = this stage's end - the last one's
+        minutes = (cumulative - done) / 60
+        done = cumulative
+        if merged and merged[-1][0] == machine:
+            merged[-1] = (machine, merged[-1][1] + minutes)
+        else:
+            merged.append((machine, minutes))
+    return merged
+
+
+def _hardware_text(meta: dict) -> str | None:
+    """Where the model was trained; stages on different machines (e.g. CPU, then a lent GPU) are all named."""
+    machines = training_machines(meta)
+    if not machines:
+        return None
+    if len(machines) == 1:
+        return machines[0][0][:200]
+    return ", then ".join(f"{m} ({minutes:.1f} min)" for m, minutes in machines)[:200]
 
 
 def training_record(submission_root: Path, task_name: str, task_fingerprint: str) -> dict[str, Any] | None:
@@ -68,7 +104,7 @@ def training_record(submission_root: Path, task_name: str, task_fingerprint: str
         "best_epoch": _number(meta.get("best_epoch")),
         "stopped_by": str(meta.get("stopped_by", ""))[:60],
         "wall_time_s": _number(meta.get("train_wall_time_s")),
-        "hardware": _hardware_text(meta.get("hardware")),
+        "hardware": _hardware_text(meta),
         "precision": str(config.get("precision", ""))[:10],
         "window_stride": _number(config.get("window_stride")),
         "options": {k: v for k, v in (config.get("options") or {}).items() if isinstance(v, (bool, list, str))}

@@ -70,3 +70,21 @@ def test_the_submission_page_draws_the_training_curve(tmp_path):
     html = page.read_text()
     assert "Training curve" in html and "Validation RMSE · 2m_temperature" in html
     assert html.count("<circle") >= 6  # 3 epochs x (train, validation) besides the RMSE charts
+
+
+def test_stages_on_different_machines_are_all_named_with_their_minutes(tmp_path):
+    from bench.training_record import training_machines
+
+    cpu = {"device": "cpu", "processor": "AMD EPYC", "torch_threads": 1}
+    gpu = {"device": "cuda", "processor": "Xeon", "gpu": "NVIDIA H200", "torch_threads": 2}
+    # Stage 1 (no hardware record, as older checkpoints) and 2 on the CPU, stages 3 and 4 on a GPU.
+    meta = {**META, "hardware": gpu, "train_wall_time_s": 900.0,
+            "warm_start": {"hardware_before": gpu, "train_wall_time_s_before": 720.0,
+                           "warm_start_before": {"hardware_before": cpu, "train_wall_time_s_before": 600.0,
+                                                 "warm_start_before": None}}}
+    machines = training_machines(meta)
+    assert [m for m, _ in machines] == ["cpu · AMD EPYC · 1 thread(s)", "cuda · NVIDIA H200 · 2 thread(s)"]
+    assert [round(minutes, 6) for _, minutes in machines] == [10.0, 5.0]
+    assert training_machines({**META, "hardware": cpu, "train_wall_time_s": 60.0}) == [("cpu · AMD EPYC · 1 thread(s)", 1.0)]
+    record = training_record(write_weights(tmp_path, meta, LOG), T2M_TASK, FINGERPRINT)
+    assert record["hardware"] == "cpu · AMD EPYC · 1 thread(s) (10.0 min), then cuda · NVIDIA H200 · 2 thread(s) (5.0 min)"

@@ -199,3 +199,58 @@ def test_ablation_switches_off_one_option_at_a_time_and_writes_a_table(prepared,
     assert written["rows"] == json.loads(json.dumps(table["rows"]))
     train_submission(root, MULTI, prepared, progress=False, **SMOKE)
     assert "Which trainer options matter" in render_card(root, tmp_path / "results")
+
+
+def test_a_training_pack_trains_exactly_like_the_prepared_store_and_holds_no_test_year(prepared, tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    pack = tmp_path / "t2m.npz"
+    result = CliRunner().invoke(cli, ["data", "pack", "--task", T2M, "--data", str(prepared), "--out", str(pack)])
+    assert result.exit_code == 0, result.output
+    task = load_task(T2M)
+    with np.load(pack) as stored:
+        assert stored["times"].max() < np.datetime64(task.splits["test"].first_time)
+    from_store = train_submission(copy_baseline("deep_cnn", tmp_path / "a"), T2M, prepared, progress=False, **SMOKE)
+    from_pack = train_submission(copy_baseline("deep_cnn", tmp_path / "b"), T2M, pack, progress=False, **SMOKE)
+    assert from_pack.meta["validation"]["score"] == from_store.meta["validation"]["score"]
+    assert from_pack.meta["data_fingerprint"] == from_store.meta["data_fingerprint"]
+    root = copy_baseline("cnn", tmp_path / "c")
+    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "tasks:\n  %s: {epochs: 1, window_stride: 20, val_stride: 4}\n" % T2M)
+    result = CliRunner().invoke(cli, ["train", str(root), "--data", str(pack), "--quiet"])  # the task comes from the pack
+    assert result.exit_code == 0, result.output
+    assert (root / "weights" / T2M / "weights.safetensors").is_file()
+
+
+def test_a_pack_of_another_task_or_reaching_into_the_test_year_is_a_named_error(prepared, tmp_path):
+    from bench.zoo.data import load_training_pack, save_training_pack
+
+    pack = save_training_pack(PreparedData(prepared, load_task(T2M)), tmp_path / "t2m.npz")
+    with pytest.raises(TrainingError, match="packed for task era5-64x32-12to4-t2m"):
+        load_training_pack(pack, load_task(MULTI))
+    with pytest.raises(TrainingError, match="no static field"):
+        load_training_pack(pack, load_task(T2M), ("sea_ice",))
+    with np.load(pack) as stored:
+        content = {k: stored[k] for k in stored.files}
+    content["times"] = content["times"] + np.timedelta64(400, "D")  # now ends in the test year
+    leaky = tmp_path / "leaky.npz"
+    np.savez(leaky, **content)
+    with pytest.raises(TrainingError, match="holds fields of the test split"):
+        load_training_pack(leaky, load_task(T2M))
+    with pytest.raises(TrainingError, match="not a training pack"):
+        load_training_pack(tmp_path / "missing.npz", load_task(T2M))
+
+
+def test_a_time_budget_sizes_the_epochs_and_caps_them_at_the_recipe(prepared, tmp_path):
+    from bench.zoo.config import read_train_config
+    from bench.zoo.train import size_epochs
+
+    root = copy_baseline("cnn", tmp_path)
+    task = load_task(T2M)
+    config = read_train_config(root, T2M, **{**SMOKE, "epochs": 7})
+    data = load_training_data(PreparedData(prepared, task), config.options.static_fields)
+    assert size_epochs(config, data, 1e-6, submission_dir=root, steps=2) == 1
+    assert size_epochs(config, data, 1e6, submission_dir=root, steps=2) == 7
+    result = train_submission(root, T2M, prepared, progress=False, budget_minutes=1e-6, **SMOKE)
+    assert result.meta["train_config"]["epochs"] == 1 and result.meta["train_config"]["max_minutes"] == 1e-6

@@ -18,11 +18,15 @@ SMOKE = dict(epochs=1, window_stride=20, val_stride=4, batch_size=4)
 
 
 def copy_baseline(name: str, dest: Path) -> Path:
-    """The baseline's code and recipe (no weights) under a name that collides with nothing."""
+    """The baseline's code and recipe (no weights, no warm starts) under a name that collides with nothing."""
     root = dest / name
     root.mkdir(parents=True)
     for file in ("submission.yaml", "train.yaml", "model.py"):
         shutil.copy(PROJECT_ROOT / "baselines" / name / file, root / file)
+    recipe = yaml.safe_load((root / "train.yaml").read_text())
+    for stage in (recipe.get("tasks") or {}).values():  # later warm-start stages need committed weights: from scratch
+        (stage or {}).pop("init_from", None)
+    (root / "train.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     manifest = yaml.safe_load((root / "submission.yaml").read_text())
     manifest["name"] = f"smoke-{name.replace('_', '-')}"
     (root / "submission.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))

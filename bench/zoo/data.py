@@ -6,6 +6,10 @@ run cannot see a test-year target; shuffled batches index the in-memory array, n
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -118,6 +122,13 @@ def load_training_data(data: PreparedData, static_names: tuple[str, ...] = ()) -
     times = data.times[:n_keep]  # store times ascend: a prefix ends at the validation split
     slab = np.stack([data.data[c].isel(time=slice(0, n_keep)).values for c in data.channels], axis=1)
     fields = data.stats.zscore(slab.astype(np.float32), channel_axis=1)
+    return _assemble(task, data.stats, times, fields, _static_fields(data.manifest.source, static_names),
+                     data.fingerprint, data.manifest.source_title or data.manifest.source, str(data.root))
+
+
+def _assemble(task: TaskSpec, stats: NormStats, times: pd.DatetimeIndex, fields: np.ndarray,
+              static: dict[str, np.ndarray], fingerprint: str, title: str, where: str) -> TrainingData:
+    """Cut train and validation windows out of in-memory fields that end with the validation split."""
     windows = {}
     for split in TRAINING_SPLITS:
         init = split_init_times(task, times, task.splits[split])
@@ -125,8 +136,65 @@ def load_training_data(data: PreparedData, static_names: tuple[str, ...] = ()) -
         windows[split] = WindowSet(init, pos.inputs, pos.targets)
     if len(windows["train"]) == 0 or len(windows["validation"]) == 0:
         raise TrainingError(
-            f"{data.root} has {len(windows['train'])} train and {len(windows['validation'])} validation windows; "
+            f"{where} has {len(windows['train'])} train and {len(windows['validation'])} validation windows; "
             "training needs both (prepare a store covering the train and validation years)"
         )
-    return TrainingData(task, data.stats, times, fields, windows, _static_fields(data.manifest.source, static_names),
-                        data.fingerprint, data.manifest.source_title or data.manifest.source)
+    return TrainingData(task, stats, times, fields, windows, static, fingerprint, title)
+
+
+# A training pack: the train + validation fields of one task in one compressed .npz, so a training run can
+# travel without the store (a lent GPU machine gets a copy of the repository and at most 64 MiB beside it).
+# It holds no test-year field at all, so a run fed from it cannot touch a test target by construction.
+PACK_SUFFIX = ".npz"
+
+
+def is_training_pack(data: str | None) -> bool:
+    return bool(data) and str(data).endswith(PACK_SUFFIX) and "://" not in str(data)
+
+
+def save_training_pack(prepared: PreparedData, path: Path) -> Path:
+    """Write ``prepared``'s train + validation fields, statistics and static fields to ``path`` (atomically)."""
+    source = prepared.manifest.source
+    present = tuple(n for n in STATIC_FIELDS if n in open_store(source))
+    data = load_training_data(prepared, present)
+    meta = {"task": data.task.name, "task_fingerprint": data.task.fingerprint, "stats": data.stats.to_json(),
+            "data_fingerprint": data.data_fingerprint, "source_title": data.source_title}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PACK_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, fields=data.fields, times=data.times.values.astype("datetime64[ns]"),
+                            meta=np.array(json.dumps(meta)), **{f"static_{k}": v for k, v in data.static.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_pack_task(path: Path) -> str:
+    """The task name a training pack was written for."""
+    with np.load(path) as pack:
+        return json.loads(str(pack["meta"]))["task"]
+
+
+def load_training_pack(path: Path, task: TaskSpec, static_names: tuple[str, ...] = ()) -> TrainingData:
+    """Training data from a pack written by :func:`save_training_pack`; refuses another task or a test-year time."""
+    if not str(path).endswith(PACK_SUFFIX) or not os.path.isfile(path):
+        raise TrainingError(f"{path} is not a training pack file; write one with: bench data pack --task {task.name} --out FILE.npz")
+    with np.load(path) as pack:
+        meta = json.loads(str(pack["meta"]))
+        if meta["task_fingerprint"] != task.fingerprint:
+            raise TrainingError(f"{path} was packed for task {meta['task']} (fingerprint {meta['task_fingerprint']}), "
+                                f"not {task.name} ({task.fingerprint}); pack the data again for this task")
+        missing = [n for n in static_names if f"static_{n}" not in pack]
+        if missing:
+            raise TrainingError(f"{path} has no static field(s) {missing}; drop them from options.static_fields in train.yaml")
+        times = pd.DatetimeIndex(pack["times"])
+        if len(times) and times[-1] >= task.splits["test"].first_time:
+            raise TrainingError(f"{path} holds fields of the test split (up to {times[-1]}); a training pack must end with validation")
+        fields = np.asarray(pack["fields"], dtype=np.float32)
+        static = {n: np.asarray(pack[f"static_{n}"], dtype=np.float32) for n in static_names}
+    return _assemble(task, NormStats.from_json(meta["stats"]), times, fields, static, meta["data_fingerprint"],
+                     meta["source_title"], str(path))

@@ -8,9 +8,16 @@ from bench.errors import TrainingError
 from bench.submission import load_submission
 from bench.task import load_task
 from bench.zoo.config import TrainConfig, parse_train_config, read_train_config
-from bench.zoo.data import load_training_data
+from bench.zoo.data import TrainingData, is_training_pack, load_training_data, load_training_pack
 from bench.zoo.serving import weights_dir
-from bench.zoo.train import WORK_DIR, TrainResult, fit
+from bench.zoo.train import WORK_DIR, TrainResult, fit, size_epochs
+
+
+def training_data(data: Path, task, static_names: tuple[str, ...]) -> TrainingData:
+    """Train + validation fields from a prepared directory or a training pack (``bench data pack``)."""
+    if is_training_pack(str(data)):
+        return load_training_pack(Path(data), task, static_names)
+    return load_training_data(PreparedData(data, task), static_names)
 
 
 def repack_submission(path: Path, task_name: str, data_dir: Path, int8_min_elements: int) -> dict:
@@ -19,13 +26,13 @@ def repack_submission(path: Path, task_name: str, data_dir: Path, int8_min_eleme
 
     submission = load_submission(path)
     task = load_task(task_name)
-    data = load_training_data(PreparedData(data_dir, task), ())
+    data = training_data(data_dir, task, ())
     return repack(weights_dir(submission.root, task_name), data, int8_min_elements)
 
 
 def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "cpu", epochs: int | None = None,
                      resume: bool = False, progress: bool = True, out: Path | None = None,
-                     **overrides) -> TrainResult:
+                     budget_minutes: float | None = None, **overrides) -> TrainResult:
     """Train the submission at ``path`` for ``task_name`` on prepared ``data_dir``; write ``weights/<task>/``."""
     submission = load_submission(path)
     if submission.manifest.kind != "code":
@@ -39,7 +46,12 @@ def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "
             raise TrainingError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     config = read_train_config(submission.root, task_name, epochs=epochs, **overrides)
     task = load_task(task_name)
-    data = load_training_data(PreparedData(data_dir, task), config.options.static_fields)
+    data = training_data(data_dir, task, config.options.static_fields)
+    if budget_minutes:  # size the epochs to the budget (the recipe's epochs are the cap), stop at it regardless
+        sized = size_epochs(config, data, budget_minutes, device, submission.root)
+        config = read_train_config(submission.root, task_name, **{**overrides, "epochs": sized, "max_minutes": budget_minutes})
+        if progress:
+            print(f"{task_name}: {sized} epoch(s) fit in {budget_minutes} min on {device}")
     if config.pretrain:
         pretrain_stage(config, submission.root, data, device, resume, progress)
     return fit(config, data, out or weights_dir(submission.root, task_name), submission.root / WORK_DIR / task_name,

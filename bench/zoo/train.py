@@ -92,7 +92,7 @@ def warm_start(model: Forecaster, arch: dict, config: TrainConfig, data: Trainin
     return {"from": str(config.init_from), "epochs_before": int(meta.get("epochs_run", len(log))),
             "validation_score_before": meta.get("validation", {}).get("score"),
             "train_wall_time_s_before": meta.get("train_wall_time_s"), "train_config_before": meta.get("train_config"),
-            "log": log}
+            "hardware_before": meta.get("hardware"), "warm_start_before": meta.get("warm_start"), "log": log}
 
 
 def _autocast(precision: str, device: torch.device):
@@ -165,6 +165,15 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _hardware(device: str) -> dict:
+    """Where a model was trained (the card shows it): device, CPU, threads, torch, and the GPU's name on CUDA."""
+    record = {"device": device, "machine": platform.machine(), "processor": cpu_name(),
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        record["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return record
+
+
 def _meta(config: TrainConfig, data: TrainingData, model: torch.nn.Module, record: dict) -> dict:
     commit, dirty = git_state()
     return {
@@ -174,8 +183,7 @@ def _meta(config: TrainConfig, data: TrainingData, model: torch.nn.Module, recor
         "trained_until": str(data.loaded_until), "train_windows": record.pop("train_windows"),
         "parameters": int(sum(p.numel() for p in model.net.parameters())),
         "train_config": config.to_json(), "train_config_fingerprint": config.fingerprint(),
-        "hardware": {"device": record.pop("device"), "machine": platform.machine(), "processor": cpu_name(),
-                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "hardware": _hardware(record.pop("device")),
         "git_commit": commit, "git_dirty": dirty, "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **({"codec": model.describe()} if hasattr(model, "describe") else {}),
         **record,
@@ -233,6 +241,35 @@ def _export(weights_dir: Path, model: torch.nn.Module, arch: dict, config: Train
     meta = _meta(config, data, model, record)
     save_checkpoint(weights_dir, model.cpu(), arch, meta, log, int8)
     return TrainResult(weights_dir, meta, log)
+
+
+def size_epochs(config: TrainConfig, data: TrainingData, minutes: float, device: str = "cpu",
+                submission_dir: Path | None = None, cap: int | None = None, steps: int = 20) -> int:
+    """Epochs of ``config`` that fit in ``minutes`` on ``device``: times ``steps`` training steps (after 5
+    warm-up steps) on throw-away weights, adds 12% for validation; at least 1, at most ``cap`` (default: the
+    recipe's epochs). Lets a cosine schedule finish inside a lease instead of being cut by ``max_minutes``."""
+    dev = torch.device(device)
+    model, _ = build_model(config, data, submission_dir or Path("."))
+    model.to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-9)
+    train = samples_of(data, model.sample_kind, "train").strided(config.window_stride)
+    weights = torch.from_numpy(lat_weights(data.task.grid.latitude.values)).to(dev)
+    size = config.batch_size
+    started = 0.0
+    for step in range(steps + 5):
+        if step == 5:
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            started = time.perf_counter()
+        batch = _tensors(data, train, np.arange(step * size, (step + 1) * size) % len(train), dev)
+        with _autocast(config.precision, dev):
+            loss, _ = model.training_loss(batch, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # waits for the device
+    per_epoch = (time.perf_counter() - started) / steps * math.ceil(len(train) / size) * 1.12
+    return max(1, min(cap or config.epochs, int(60 * minutes / per_epoch)))
 
 
 def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Path, device: str = "cpu",
