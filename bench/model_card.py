@@ -87,6 +87,21 @@ def _latent_lines(root: Path, task_name: str, test: "Results | None") -> list[st
     return lines
 
 
+def _epochs_text(meta: dict, config: dict) -> str:
+    """Epochs run; after warm starts, in all and in the last stage (whose recipe the row's lr and batch are)."""
+    warm = meta.get("warm_start")
+    if not isinstance(warm, dict):
+        return f"{meta.get('epochs_run')} epoch(s) run of {config.get('epochs')}"
+    stages, chain, complete = 1, warm, True
+    while isinstance(chain, dict):
+        stages += 1
+        complete = "warm_start_before" in chain  # older records do not nest their own earlier stages
+        chain = chain.get("warm_start_before")
+    last = int(meta.get("epochs_run", 0)) - int(warm.get("epochs_before", 0))
+    return (f"{meta.get('epochs_run')} epochs in {'' if complete else 'at least '}{stages} stages (warm starts; "
+            f"the last ran {last} of {config.get('epochs')})")
+
+
 def _training_time(meta: dict) -> str:
     """Total training time, split by machine when stages ran on more than one (e.g. CPU, then a lent GPU)."""
     from bench.training_record import training_machines
@@ -125,7 +140,7 @@ def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> l
         f"(targets 2015-2018), {meta.get('train_windows')} {'fields' if 'latent_scaling' in meta else 'windows'} "
         f"(stride {config.get('window_stride')}); model selection on "
         f"validation 2019; nothing after {str(meta.get('trained_until'))[:10]} was read |",
-        f"| schedule | {meta.get('epochs_run')} epoch(s) run of {config.get('epochs')}, best {meta.get('best_epoch')}, stopped by "
+        f"| schedule | {_epochs_text(meta, config)}, best {meta.get('best_epoch')}, stopped by "
         f"{meta.get('stopped_by')}; batch {config.get('batch_size')}, AdamW lr {config.get('lr')}, warm-up + cosine, {config.get('precision')} |"
         if meta.get("stopped_by") != "closed form" else
         f"| schedule | closed form (dual ridge), {meta.get('train_windows')} windows |",
