@@ -24,8 +24,9 @@ def copy_baseline(name: str, dest: Path) -> Path:
     for file in ("submission.yaml", "train.yaml", "model.py"):
         shutil.copy(PROJECT_ROOT / "baselines" / name / file, root / file)
     recipe = yaml.safe_load((root / "train.yaml").read_text())
-    for stage in (recipe.get("tasks") or {}).values():  # later warm-start stages need committed weights: from scratch
-        (stage or {}).pop("init_from", None)
+    tasks = recipe.get("tasks") or {}
+    for task in [t for t, stage in tasks.items() if (stage or {}).get("init_from")]:
+        del tasks[task]  # a warm-start stage continues committed weights: a smoke copy trains stage 1 from scratch
     (root / "train.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     manifest = yaml.safe_load((root / "submission.yaml").read_text())
     manifest["name"] = f"smoke-{name.replace('_', '-')}"
