@@ -340,9 +340,8 @@ def compare_codecs(paths, task, times, channels, fields_store, results, out, dat
 def train(path: Path, tasks, data, device, epochs, resume, budget_minutes, repack_int8, quiet) -> None:
     """Train a submission that declares train.yaml: train split only, model selection on validation."""
     from bench.data_sources import resolve_data
-    from bench.zoo.runner import repack_submission, train_submission
-
     from bench.zoo.data import is_training_pack, read_pack_task
+    from bench.zoo.runner import repack_submission, train_submission
 
     if is_training_pack(data):  # a training pack (bench data pack) carries one task's train + validation fields
         data_dir, task_names = Path(data), list(tasks) or [read_pack_task(Path(data))]

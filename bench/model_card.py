@@ -89,16 +89,14 @@ def _latent_lines(root: Path, task_name: str, test: "Results | None") -> list[st
 
 def _epochs_text(meta: dict, config: dict) -> str:
     """Epochs run; after warm starts, in all and in the last stage (whose recipe the row's lr and batch are)."""
-    warm = meta.get("warm_start")
-    if not isinstance(warm, dict):
+    from bench.training_record import warm_chain
+
+    chain = warm_chain(meta)
+    if not chain:
         return f"{meta.get('epochs_run')} epoch(s) run of {config.get('epochs')}"
-    stages, chain, complete = 1, warm, True
-    while isinstance(chain, dict):
-        stages += 1
-        complete = "warm_start_before" in chain  # older records do not nest their own earlier stages
-        chain = chain.get("warm_start_before")
-    last = int(meta.get("epochs_run", 0)) - int(warm.get("epochs_before", 0))
-    return (f"{meta.get('epochs_run')} epochs in {'' if complete else 'at least '}{stages} stages (warm starts; "
+    complete = "warm_start_before" in chain[-1]  # older records do not nest their own earlier stages
+    last = int(meta.get("epochs_run", 0)) - int(chain[0].get("epochs_before", 0))
+    return (f"{meta.get('epochs_run')} epochs in {'' if complete else 'at least '}{len(chain) + 1} stages (warm starts; "
             f"the last ran {last} of {config.get('epochs')})")
 
 

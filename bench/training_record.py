@@ -47,6 +47,16 @@ def _one_machine(hardware: dict) -> str:
     return f"{device}{' · ' + where if where else ''}{f' · {threads} thread(s)' if isinstance(threads, int) else ''}"
 
 
+def warm_chain(meta: dict) -> list[dict]:
+    """The warm-start records of a checkpoint, latest first: each describes the stages before its own
+    (``warm_start``, nested by ``warm_start_before``; records older than that key end the chain early)."""
+    chain, warm = [], meta.get("warm_start")
+    while isinstance(warm, dict):
+        chain.append(warm)
+        warm = warm.get("warm_start_before")
+    return chain
+
+
 def training_machines(meta: dict) -> list[tuple[str, float]]:
     """(machine, minutes) per run of consecutive training stages on one machine, earliest first.
 
@@ -54,10 +64,7 @@ def training_machines(meta: dict) -> list[tuple[str, float]]:
     nested); a stage that predates the hardware record counts as the next stage's machine.
     """
     chain = [(meta.get("hardware"), meta.get("train_wall_time_s"))]
-    warm = meta.get("warm_start")
-    while isinstance(warm, dict):
-        chain.append((warm.get("hardware_before"), warm.get("train_wall_time_s_before")))
-        warm = warm.get("warm_start_before")
+    chain += [(warm.get("hardware_before"), warm.get("train_wall_time_s_before")) for warm in warm_chain(meta)]
     segments: list[tuple[str, float]] = []
     known, done = None, 0.0
     for hardware, cumulative in chain:  # latest first

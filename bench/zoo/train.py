@@ -243,6 +243,19 @@ def _export(weights_dir: Path, model: torch.nn.Module, arch: dict, config: Train
     return TrainResult(weights_dir, meta, log)
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
+               weights: torch.Tensor, config: TrainConfig, device: torch.device) -> float:
+    """One optimiser step on ``batch`` (autocast, backward, gradient clipping); the loss as a float."""
+    with _autocast(config.precision, device):
+        loss, _ = model.training_loss(batch, weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def size_epochs(config: TrainConfig, data: TrainingData, minutes: float, device: str = "cpu",
                 submission_dir: Path | None = None, cap: int | None = None, steps: int = 20) -> int:
     """Epochs of ``config`` that fit in ``minutes`` on ``device``: times ``steps`` training steps (after 5
@@ -262,12 +275,7 @@ def size_epochs(config: TrainConfig, data: TrainingData, minutes: float, device:
                 torch.cuda.synchronize(dev)
             started = time.perf_counter()
         batch = _tensors(data, train, np.arange(step * size, (step + 1) * size) % len(train), dev)
-        with _autocast(config.precision, dev):
-            loss, _ = model.training_loss(batch, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss.item()  # waits for the device
+        train_step(model, optimizer, batch, weights, config, dev)  # its loss.item() waits for the device
     per_epoch = (time.perf_counter() - started) / steps * math.ceil(len(train) / size) * 1.12
     return max(1, min(cap or config.epochs, int(60 * minutes / per_epoch)))
 
@@ -316,15 +324,8 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         bar = tqdm(range(steps_per_epoch), desc=f"{config.model} epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for step in bar:
             batch = _tensors(data, train, order[step * config.batch_size:(step + 1) * config.batch_size], dev)
-            with _autocast(config.precision, dev):
-                loss, _ = model.training_loss(batch, weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            losses.append(train_step(model, optimizer, batch, weights, config, dev))
             scheduler.step()
-            losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         bar.close()
         result = validate(model, data, val, dev, config.precision)
