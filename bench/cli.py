@@ -431,6 +431,28 @@ def card(paths, results: Path) -> None:
         click.echo(f"wrote {write_card(path, results)}")
 
 
+@cli.command("select-members")
+@click.argument("mean", type=click.Path(path_type=Path))
+@click.argument("candidates", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--task", "task_name", required=True, help="Task to choose members for.")
+@run_options
+@handle_errors
+def select_members_command(mean: Path, candidates, task_name, data, batch_size, time_limit, memory_limit, quiet) -> None:
+    """Score every mean of CANDIDATES (singles too, as the reference) on the validation year; write MEAN/selection/TASK.json."""
+    from bench.mean_selection import select_members, write_selection
+
+    settings = _settings(data, batch_size, time_limit, memory_limit, quiet)
+    rows = select_members(list(candidates), task_name, settings)
+    from bench.dataset import PreparedData
+    from bench.task import load_task
+
+    written = write_selection(mean, task_name, rows, PreparedData(settings.data_dir, load_task(task_name)).fingerprint)
+    for row in rows[:10]:
+        rmse = "; ".join(f"{c} {' / '.join(f'{v:.3f}' for v in values)}" for c, values in row.rmse.items())
+        click.echo(f"{row.score:.5f}  {'+'.join(row.members):60s} {rmse}")
+    click.echo(f"wrote {written} ({len(rows)} subsets; validation 2019 only)")
+
+
 @cli.command("list")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True)
 @handle_errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from bench.provenance import provenance
 from bench.results import Results, store_name, write_results
 from bench.sandbox import SandboxedForecaster, SandboxLimits
 from bench.scoring import ScoreAccumulator
-from bench.submission import Submission, SubmissionContext, TrainFields, confined_path, load_submission
+from bench.submission import Submission, SubmissionContext, TrainFields, confined_path, load_submission, member_dir
 from bench.task import TaskSpec, load_task
 from bench.training_record import card_training, training_record
 
@@ -125,7 +125,9 @@ class ForecastStream:
             raise SubmissionError(f"{self.submission.name} does not declare task {self.task.name!r} (its tasks: {list(manifest.tasks)})")
         source = f"{self.submission.name} ({self.task.name})"
         bar = tqdm(total=len(init_times), desc=f"{self.submission.name}", unit="init", disable=not self.settings.progress)
-        if manifest.kind == "predictions":
+        if manifest.kind == "mean":
+            yield from self._mean(init_times, bar)
+        elif manifest.kind == "predictions":
             raw = str(manifest.predictions[self.task.name])
             path = confined_path(self.submission.root, raw)
             if path is None:
@@ -150,6 +152,36 @@ class ForecastStream:
                     yield batch, join_forecasts(forecasts, source)
                     bar.update(len(batch))
         bar.close()
+
+
+    def member_streams(self) -> list["ForecastStream"]:
+        """A mean's members, each its own stream (code runs in its own sandbox); nested means are refused."""
+        streams = []
+        for name in self.submission.manifest.members[self.task.name]:
+            where = member_dir(self.submission.root, name)
+            if where is None:
+                raise SubmissionError(f"{self.submission.name}: member {name!r} is neither beside it nor under baselines/")
+            member = load_submission(where)
+            if member.manifest.kind == "mean" or member.manifest.track != "deterministic":
+                raise SubmissionError(f"{self.submission.name}: member {name!r} is a {member.manifest.kind} of track "
+                                      f"{member.manifest.track!r}; members are deterministic code or predictions submissions")
+            quiet = dataclasses.replace(self.settings, progress=False)
+            streams.append(ForecastStream(member, self.task, self.data, quiet))
+        return streams
+
+    def _mean(self, init_times: pd.DatetimeIndex, bar) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
+        """The members' forecasts, batch by batch in lockstep, averaged with equal weights (float64 sum)."""
+        streams = self.member_streams()
+        with ExitStack() as stack:  # every member's sandbox closes, also when one of them fails
+            parts = [stack.enter_context(closing(stream(init_times))) for stream in streams]
+            for answers in zip(*parts):
+                batch = answers[0][0]
+                mean = np.mean([forecast.astype(np.float64) for _, forecast in answers], axis=0).astype(np.float32)
+                yield batch, mean
+                bar.update(len(batch))
+        self.parameters = sum(s.parameters or 0 for s in streams) or None
+        self.hardware = streams[0].hardware
+        self.isolation = streams[0].isolation
 
 
 @dataclasses.dataclass
@@ -243,8 +275,8 @@ def evaluate(submission_dir: Path | str, task_name: str, settings: EvaluationSet
 def predict(submission_dir: Path | str, task_name: str, settings: EvaluationSettings, out: Path) -> Path:
     """Run a code submission over every init time of the split and write a WB2-layout forecast zarr."""
     submission = load_submission(submission_dir)
-    if submission.manifest.kind != "code":
-        raise SubmissionError(f"{submission.name} is a predictions submission; bench predict runs code submissions")
+    if submission.manifest.kind == "predictions":
+        raise SubmissionError(f"{submission.name} is a predictions submission; bench predict runs code submissions (and means)")
     task = load_task(task_name)
     data = PreparedData(settings.data_dir, task)
     verify_prepared(data.root)

@@ -27,11 +27,12 @@ from bench.provenance import PROJECT_ROOT
 from bench.task import TaskSpec, task_names
 
 MANIFEST_FILE = "submission.yaml"
-KINDS = ("code", "predictions")
+KINDS = ("code", "predictions", "mean")  # mean: the harness averages member submissions' forecasts
 TRACKS = ("deterministic", "probabilistic", "codec")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 REQUIRED_FIELDS = ("name", "kind", "track", "tasks", "authors", "description", "license")
-OPTIONAL_FIELDS = ("code_url", "paper_url", "entry_point", "predictions", "parameters", "training", "needs")
+OPTIONAL_FIELDS = ("code_url", "paper_url", "entry_point", "predictions", "parameters", "training", "needs", "members")
+MEMBER_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}$")  # a member is named by its directory, never by a path
 # What a code submission may ask the harness for beyond the task, statistics and climatology.
 NEEDS = ("train_fields",)  # the train-split fields (e.g. a climatological or analogue ensemble); never the test year
 TRAINING_FIELDS = ("data", "time", "hardware")
@@ -55,6 +56,7 @@ class SubmissionManifest:
     parameters: int | None = None
     training: dict[str, str] | None = None
     needs: tuple[str, ...] = ()
+    members: dict[str, list[str]] | None = None  # kind mean: task -> member directories
 
     def model_card(self) -> dict[str, Any]:
         """The manifest as plain data, for results files and the leaderboard."""
@@ -63,6 +65,8 @@ class SubmissionManifest:
         card["needs"] = list(self.needs)
         if not self.needs:
             del card["needs"]  # results of submissions that ask for nothing extra keep their shape
+        if self.members is None:
+            del card["members"]  # likewise for every kind but mean
         return card
 
 
@@ -195,6 +199,7 @@ def _problems(raw: dict, root: Path | None = None) -> list[str]:
                     problems.append(f"predictions file {file_name[:200]!r} must be a path inside the submission directory")
             if isinstance(tasks, list):
                 problems += [f"predictions has no file for task {t!r}" for t in tasks if isinstance(t, str) and t not in predictions]
+    problems += _member_problems(raw, root)
     parameters = raw.get("parameters")
     if parameters is not None and not (type(parameters) is int and 0 <= parameters < MAX_PARAMETERS):
         problems.append("parameters must be a non-negative integer")
@@ -212,6 +217,43 @@ def _problems(raw: dict, root: Path | None = None) -> list[str]:
             problems += [f"unknown training field {str(k)[:80]!r}; allowed: {TRAINING_FIELDS}" for k in training if k not in TRAINING_FIELDS]
             if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) and len(str(v)) <= 500 for v in training.values()):
                 problems.append("training values must be short text")
+    return problems
+
+
+def member_dir(root: Path, member: str, project_root: Path = PROJECT_ROOT) -> Path | None:
+    """A mean's member directory: beside the mean's own directory, else under the project's baselines/."""
+    if not MEMBER_PATTERN.fullmatch(member):
+        return None
+    for folder in (Path(root).resolve().parent, Path(project_root) / "baselines"):
+        if (folder / member / MANIFEST_FILE).is_file():
+            return (folder / member).resolve()
+    return None
+
+
+def _member_problems(raw: dict, root: Path | None) -> list[str]:
+    """A kind-mean manifest needs members: {TASK: [2+ member directories]} for each of its tasks, and nothing to run."""
+    kind, members, tasks = raw.get("kind"), raw.get("members"), raw.get("tasks")
+    if kind != "mean":
+        return ["members applies to kind: mean only"] if members is not None else []
+    problems = []
+    if raw.get("track") not in (None, "deterministic"):
+        problems.append("a mean averages deterministic forecasts: use track: deterministic")
+    if raw.get("entry_point") is not None or raw.get("predictions") is not None:
+        problems.append("a mean runs its members, not code or a file of its own: drop entry_point and predictions")
+    if not isinstance(members, dict) or not members or not all(
+        isinstance(t, str) and isinstance(m, list) and all(isinstance(x, str) for x in m) for t, m in members.items()
+    ):
+        return problems + ["a mean needs members: {TASK_NAME: [MEMBER_DIR, MEMBER_DIR, ...]} (directories beside it or under baselines/)"]
+    for task_name, names in members.items():
+        if len(names) < 2 or len(set(names)) != len(names):
+            problems.append(f"members of {task_name!r} must be at least two different submissions")
+        for name in names:
+            if not MEMBER_PATTERN.fullmatch(name):
+                problems.append(f"member {name[:80]!r} must be a directory name (no path), beside the mean or under baselines/")
+            elif root is not None and member_dir(root, name) is None:
+                problems.append(f"member {name!r} of {task_name!r} has no {MANIFEST_FILE} beside {Path(root).name}/ or under baselines/")
+    if isinstance(tasks, list):
+        problems += [f"members has no list for task {t!r}" for t in tasks if isinstance(t, str) and t not in members]
     return problems
 
 
@@ -269,6 +311,7 @@ def load_submission(root: Path | str, project_root: Path = PROJECT_ROOT) -> Subm
         license=str(raw["license"]), code_url=raw.get("code_url"), paper_url=raw.get("paper_url"),
         entry_point=raw.get("entry_point"), predictions=raw.get("predictions"),
         parameters=raw.get("parameters"), training=raw.get("training"), needs=tuple(raw.get("needs") or ()),
+        members={t: list(m) for t, m in raw["members"].items()} if raw.get("members") is not None else None,
     )
     return Submission(root.resolve(), manifest)
 

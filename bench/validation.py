@@ -83,13 +83,14 @@ def validate(
 
                 n = check_codec(submission, task, data, settings.limits, settings.batch_size)
                 report.checked.append(f"{task_name}: encoder and decoder built in the sandbox, {n} fields encoded, passed on and decoded")
-            elif submission.manifest.kind == "code":
+            elif submission.manifest.kind in ("code", "mean"):  # a mean: every member runs one batch
                 init_times = data.init_times("validation")[: settings.batch_size]
                 if len(init_times) == 0:
                     init_times = data.init_times("test")[: settings.batch_size]
                 for _ in ForecastStream(submission, task, data, settings)(init_times):
                     pass
-                report.checked.append(f"{task_name}: model built in the sandbox and one batch of forecasts checked")
+                what = "members built, each in its sandbox," if submission.manifest.kind == "mean" else "model built in the sandbox and"
+                report.checked.append(f"{task_name}: {what} one batch of forecasts checked")
             else:
                 stream = ForecastStream(submission, task, data, settings)
                 for _ in stream(data.init_times("test")):

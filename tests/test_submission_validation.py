@@ -55,7 +55,7 @@ MANIFEST_PROBLEMS = [
     ("typo-field", {"licence": "MIT"}, "unknown field 'licence' (did you mean 'license'?)"),
     ("extra-field", {"gpu_hours": 3}, "unknown field 'gpu_hours'; allowed: name, kind"),
     ("wrong-track", {"track": "determinstic"}, "track 'determinstic' is not one of ('deterministic', 'probabilistic', 'codec')"),
-    ("wrong-kind", {"kind": "model"}, "kind 'model' is not one of ('code', 'predictions')"),
+    ("wrong-kind", {"kind": "model"}, "kind 'model' is not one of ('code', 'predictions', 'mean')"),
     ("unknown-task", {"tasks": ["era5-64x32-t2m"]}, "unknown task 'era5-64x32-t2m'; tasks are"),
     ("bad-name", {"name": "My Model"}, "name 'My Model' must be 2-64 lowercase letters"),
     ("no-entry-point", {"entry_point": None}, "a code submission needs entry_point: FILE.py:FUNCTION"),

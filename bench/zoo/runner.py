@@ -47,13 +47,13 @@ def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "
     config = read_train_config(submission.root, task_name, epochs=epochs, **overrides)
     task = load_task(task_name)
     data = training_data(data_dir, task, config.options.static_fields)
+    if config.pretrain:  # first: stage 2 is built on the encoder it exports (also when its epochs are sized)
+        pretrain_stage(config, submission.root, data, device, resume, progress, sized=bool(budget_minutes))
     if budget_minutes:  # size the epochs to the budget (the recipe's epochs are the cap), stop at it regardless
         sized = size_epochs(config, data, budget_minutes, device, submission.root)
         config = read_train_config(submission.root, task_name, **{**overrides, "epochs": sized, "max_minutes": budget_minutes})
         if progress:
             print(f"{task_name}: {sized} epoch(s) fit in {budget_minutes} min on {device}")
-    if config.pretrain:
-        pretrain_stage(config, submission.root, data, device, resume, progress)
     return fit(config, data, out or weights_dir(submission.root, task_name), submission.root / WORK_DIR / task_name,
                device, resume, progress, submission_dir=submission.root)
 
@@ -61,9 +61,10 @@ def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "
 PRETRAINED_DIR = "pretrained"
 
 
-def pretrain_stage(config: TrainConfig, root: Path, data, device: str, resume: bool, progress: bool) -> Path:
+def pretrain_stage(config: TrainConfig, root: Path, data, device: str, resume: bool, progress: bool, sized: bool = False) -> Path:
     """Stage 1 of a two-stage codec: train ``config.pretrain`` into ``<root>/pretrained/<task>/`` (kept when
-    already there) and export its encoder as a transformers directory ``.../encoder`` for stage 2."""
+    already there) and export its encoder as a transformers directory ``.../encoder`` for stage 2.
+    ``sized``: fit stage 1's epochs to its own ``max_minutes`` (as ``--budget-minutes`` does for stage 2)."""
     import os
     import shutil
     import tempfile
@@ -74,6 +75,11 @@ def pretrain_stage(config: TrainConfig, root: Path, data, device: str, resume: b
     encoder_dir = out / "encoder"
     if not (out / META).is_file():
         stage1 = parse_train_config(config.pretrain, f"{root / 'train.yaml'} (pretrain)")
+        if sized and stage1.max_minutes:
+            epochs = size_epochs(stage1, data, stage1.max_minutes, device, root)
+            stage1 = parse_train_config({**config.pretrain, "epochs": epochs}, f"{root / 'train.yaml'} (pretrain)")
+            if progress:
+                print(f"{data.task.name} (pretrain): {epochs} epoch(s) fit in {stage1.max_minutes} min on {device}")
         fit(stage1, data, out, root / WORK_DIR / data.task.name / "pretrain", device, resume, progress, submission_dir=root)
     if not (encoder_dir / "config.json").is_file():
         codec = load_codec(out, data.task)

@@ -34,6 +34,11 @@ ENCODERS: dict[str, dict[str, Any]] = {
                   "intermediate_size": 256, "patch_size": 8, "image_size": 64, "mask_ratio": 0.0,
                   "decoder_hidden_size": 64, "decoder_num_hidden_layers": 2, "decoder_num_attention_heads": 4,
                   "decoder_intermediate_size": 256},
+    # The documents' way on the same small ViT: a 256x256 resize, patch 16 -> a 16x16 token grid (as MAE-B/16's).
+    "mae_small_256": {"model_type": "vit_mae", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                      "intermediate_size": 256, "patch_size": 16, "image_size": 256, "mask_ratio": 0.0,
+                      "decoder_hidden_size": 64, "decoder_num_hidden_layers": 2, "decoder_num_attention_heads": 4,
+                      "decoder_intermediate_size": 256},
 }
 # Decoder sizes. RAE's released decoders are ViT-B (768 x 12), ViT-L (1024 x 24) and ViT-XL (1152 x 28);
 # the CPU here trains scaled-down "small" and "xl" decoders (the card names the sizes used).
