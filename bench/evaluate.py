@@ -21,7 +21,7 @@ from bench.provenance import provenance
 from bench.results import Results, store_name, write_results
 from bench.sandbox import SandboxedForecaster, SandboxLimits
 from bench.scoring import ScoreAccumulator
-from bench.submission import Submission, SubmissionContext, TrainFields, confined_path, load_submission, member_dir
+from bench.submission import Submission, SubmissionContext, TrainFields, check_member, confined_path, load_submission, member_dir
 from bench.task import TaskSpec, load_task
 from bench.training_record import card_training, training_record
 
@@ -153,7 +153,6 @@ class ForecastStream:
                     bar.update(len(batch))
         bar.close()
 
-
     def member_streams(self) -> list["ForecastStream"]:
         """A mean's members, each its own stream (code runs in its own sandbox); nested means are refused."""
         streams = []
@@ -162,9 +161,7 @@ class ForecastStream:
             if where is None:
                 raise SubmissionError(f"{self.submission.name}: member {name!r} is neither beside it nor under baselines/")
             member = load_submission(where)
-            if member.manifest.kind == "mean" or member.manifest.track != "deterministic":
-                raise SubmissionError(f"{self.submission.name}: member {name!r} is a {member.manifest.kind} of track "
-                                      f"{member.manifest.track!r}; members are deterministic code or predictions submissions")
+            check_member(self.submission.name, member)
             quiet = dataclasses.replace(self.settings, progress=False)
             streams.append(ForecastStream(member, self.task, self.data, quiet))
         return streams

@@ -1,7 +1,7 @@
 """Choose a multi-model mean's members on the validation year (2019), never on the test year.
 
 Every candidate runs once over the validation init times (each in its own sandbox, as in an
-evaluation); then every subset of two or more candidates is scored as an equal-weight mean with
+evaluation); then every subset of candidates (singles too, as the reference) is scored as an equal-weight mean with
 the harness's own accumulator. The table is written atomically next to the mean, and its card
 shows it, so the choice of members is a measured one.
 """
@@ -19,7 +19,7 @@ from bench.errors import SubmissionError
 from bench.prepare import verify_prepared
 from bench.results import atomic_write_text
 from bench.scoring import ScoreAccumulator
-from bench.submission import Submission, load_submission
+from bench.submission import Submission, check_member, load_submission
 from bench.task import TaskSpec, load_task
 
 SELECTION_DIR = "selection"  # <mean>/selection/<task>.json
@@ -51,7 +51,7 @@ def _score(forecast: np.ndarray, truth: np.ndarray, clim: np.ndarray, init_times
 
 
 def select_members(candidates: list[Path], task_name: str, settings) -> list[SubsetScore]:
-    """Every subset (2+ members) of ``candidates`` scored on validation, best first."""
+    """Every subset of ``candidates`` (singles included) scored on validation, best first."""
     if not 2 <= len(candidates) <= MAX_CANDIDATES:
         raise SubmissionError(f"give 2 to {MAX_CANDIDATES} candidate submissions (got {len(candidates)})")
     task = load_task(task_name)
@@ -62,8 +62,7 @@ def select_members(candidates: list[Path], task_name: str, settings) -> list[Sub
         raise SubmissionError(f"the data in {settings.data_dir} has no complete validation windows to choose members on")
     subs = [load_submission(path) for path in candidates]
     for sub in subs:
-        if sub.manifest.track != "deterministic" or sub.manifest.kind == "mean":
-            raise SubmissionError(f"{sub.name}: candidates are deterministic code or predictions submissions (not {sub.manifest.kind}, {sub.manifest.track})")
+        check_member("select-members", sub)
     forecasts = {sub.root.name: _validation_forecasts(sub, task, data, settings) for sub in subs}
     truth = data.targets(init_times)
     clim = climatology_for(data.climatology, task, valid_times(task, init_times))

@@ -230,6 +230,13 @@ def member_dir(root: Path, member: str, project_root: Path = PROJECT_ROOT) -> Pa
     return None
 
 
+def check_member(owner: str, member: "Submission") -> None:
+    """A mean's member (or candidate) must be deterministic code or a predictions file, never another mean."""
+    if member.manifest.kind == "mean" or member.manifest.track != "deterministic":
+        raise SubmissionError(f"{owner}: member {member.root.name!r} is a {member.manifest.kind} of track "
+                              f"{member.manifest.track!r}; members are deterministic code or predictions submissions")
+
+
 def _member_problems(raw: dict, root: Path | None) -> list[str]:
     """A kind-mean manifest needs members: {TASK: [2+ member directories]} for each of its tasks, and nothing to run."""
     kind, members, tasks = raw.get("kind"), raw.get("members"), raw.get("tasks")
