@@ -335,9 +335,11 @@ def compare_codecs(paths, task, times, channels, fields_store, results, out, dat
               help="Time a few steps first and run as many epochs as fit (at most the recipe's), with max_minutes set to it.")
 @click.option("--repack-int8", type=int, default=None, metavar="N",
               help="Do not train: re-store the finished weights with int8 rows for tensors of >= N entries, if validation changes < 0.1%.")
+@click.option("--repack-int4", type=int, default=None, metavar="N",
+              help="Do not train: re-store tensors of >= N entries as int4 groups (all, else those validation feels least; < 0.1% in all).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
-def train(path: Path, tasks, data, device, epochs, resume, budget_minutes, repack_int8, quiet) -> None:
+def train(path: Path, tasks, data, device, epochs, resume, budget_minutes, repack_int8, repack_int4, quiet) -> None:
     """Train a submission that declares train.yaml: train split only, model selection on validation."""
     from bench.data_sources import resolve_data
     from bench.zoo.data import is_training_pack, read_pack_task
@@ -349,10 +351,10 @@ def train(path: Path, tasks, data, device, epochs, resume, budget_minutes, repac
         data_dir = resolve_data(data, progress=not quiet)
         task_names = _tasks_for(path, tasks, data_dir)
     for task_name in task_names:
-        if repack_int8:
-            record = repack_submission(path, task_name, data_dir, repack_int8)
+        if repack_int8 or repack_int4:
+            record = repack_submission(path, task_name, data_dir, repack_int8, repack_int4)
             click.echo(f"{task_name}: {record['format']} (validation score {record.get('validation_score_fp32', 0):.5f} -> "
-                       f"{record.get('validation_score_stored', 0):.5f})")
+                       f"{record.get('validation_score_stored') or 0:.5f})")
             continue
         result = train_submission(path, task_name, data_dir, device, epochs, resume, not quiet, budget_minutes=budget_minutes)
         val = result.meta["validation"]["rmse"]

@@ -100,6 +100,17 @@ def _epochs_text(meta: dict, config: dict) -> str:
             f"the last ran {last} of {config.get('epochs')})")
 
 
+def _storage_text(storage: dict, weights_dir: Path) -> str:
+    """Storage format, file size and the measured change of the validation score against fp32."""
+    text = str(storage.get("format"))
+    path = weights_dir / "weights.safetensors"
+    if path.is_file():
+        text += f", {path.stat().st_size / 1e6:.1f} MB"
+    if storage.get("relative_change") is not None:
+        text += f", validation score {100 * storage['relative_change']:+.3f}% against fp32"
+    return text
+
+
 def _training_time(meta: dict) -> str:
     """Total training time, split by machine when stages ran on more than one (e.g. CPU, then a lent GPU)."""
     from bench.training_record import training_machines
@@ -144,7 +155,7 @@ def _task_section(root: Path, name: str, task_name: str, results_dir: Path) -> l
         f"| schedule | closed form (dual ridge), {meta.get('train_windows')} windows |",
         f"| trainer options | {named} |",
         f"| training time | {_training_time(meta)} |",
-        f"| weights | {meta.get('storage', {}).get('format')} |",
+        f"| weights | {_storage_text(meta.get('storage', {}), root / 'weights' / task_name)} |",
         f"| git commit | `{meta.get('git_commit')}`{' (uncommitted changes)' if meta.get('git_dirty') else ''} |",
     ]
     if "ridge" in meta:

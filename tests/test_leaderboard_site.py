@@ -220,6 +220,26 @@ def test_boards_and_pages_state_the_last_successful_reproduce(tmp_path):
         assert text in page, text
 
 
+def test_a_result_scored_after_the_last_reproduce_is_not_claimed_equal(tmp_path):
+    fixtures = populate_results(tmp_path / "results")
+    readable, _ = load_entries(fixtures.results_dir)
+    entries = [{"task": e.results.task["name"], "submission": e.name, "status": "equal",
+                "last_equal_at": "2026-11-20T10:00:00+00:00", "reproduced_at": "2026-11-20T10:00:00+00:00"}
+               for e in readable]
+    (tmp_path / "reproduce.json").write_text(json.dumps({"schema": "bench-reproduce/1", "data": {}, "entries": entries}))
+    rescored = next(e for e in readable if e.name == "unet-small")
+    payload = json.loads(rescored.path.read_text())
+    payload["provenance"]["evaluated_at"] = "2026-12-01T08:00:00+00:00"  # retrained and scored after that run
+    rescored.path.write_text(json.dumps(payload))
+    report = build_site(fixtures.results_dir, tmp_path / "site")
+    page = next(p for p in report.pages if p.name == "unet-small.html").read_text()
+    assert "scored on 2026-12-01, after the last bench reproduce (2026-11-20); not yet re-derived" in page
+    assert "re-derived and equal on" not in page
+    index = (report.out_dir / "index.html").read_text()
+    board = next(a for a in re.findall(r"<article.*?</article>", index, flags=re.S) if "unet-small" in a)
+    assert "re-derived and equal (last on" not in board and "results re-derived and equal by bench reproduce" in board
+
+
 def test_submission_page_has_card_metrics_maps_and_provenance(built):
     _, report = built
     page = next(p for p in report.pages if p.name == "unet-small.html")
@@ -320,3 +340,15 @@ def test_codec_tab_shows_reconstruction_columns_and_a_codec_page(built):
     page = next(p for p in report.pages if p.name == "pca-codec.html").read_text()
     assert "Latent and compression" in page and "reconstruction RMSE map" in page and "RMSE against lead time" not in page
     assert list((report.out_dir / "codec").rglob("*.png"))  # error against compression ratio
+
+
+def test_a_board_reads_its_init_times_from_a_forecast_even_when_a_codec_comes_first():
+    from types import SimpleNamespace
+
+    from bench.leaderboard.board import Board, BoardKey
+
+    codec = SimpleNamespace(results=SimpleNamespace(data={"fingerprint": "f", "split": "test"}))
+    forecast = SimpleNamespace(results=SimpleNamespace(data={"fingerprint": "f", "split": "test", "n_init_times": 1461}))
+    board = Board(BoardKey("era5-64x32-12to4-t2m", "t", "f"), [codec, forecast])
+    assert board.data["n_init_times"] == 1461
+    assert Board(BoardKey("era5-64x32-12to4-t2m", "t", "f"), [codec]).data == codec.results.data

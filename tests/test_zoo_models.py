@@ -38,9 +38,9 @@ def test_the_weather_transformer_has_about_1_6_million_parameters():
     assert 1.5e6 < sum(p.numel() for p in model.parameters()) < 1.75e6
 
 
-@pytest.mark.parametrize("name", ["weather_transformer", "transformer", "transformer_seq2seq"])
-def test_a_zero_initialised_output_layer_starts_at_persistence(name):
-    extra = {"query_source": "history"} if name == "weather_transformer" else {}
+@pytest.mark.parametrize("name,extra", [("weather_transformer", {"query_source": "history"}), ("transformer", {}),
+                                        ("transformer_seq2seq", {}), ("transformer_seq2seq", {"query_source": "history"})])
+def test_a_zero_initialised_output_layer_starts_at_persistence(name, extra):
     model = create_model(name, in_channels=3, out_channels=1, zero_init_output=True, **extra, **SHAPE)
     assert torch.count_nonzero(model(torch.randn(2, 12, 3, 32, 64))) == 0  # raw change 0: the forecast is the last input
 
@@ -57,9 +57,24 @@ def test_history_queries_reach_each_patch_history_directly():
     assert change[:4, :8].mean() > 2 * change[4:, 8:].mean()
 
 
-def test_an_unknown_query_source_is_a_named_error():
+def test_seq2seq_history_queries_carry_the_last_encoded_step_into_the_decoder():
+    """With query_source=history each lead's query starts as its learned token plus the last step's encoding."""
+    torch.manual_seed(0)
+    model = create_model("transformer_seq2seq", in_channels=1, out_channels=1, query_source="history", dropout=0.0,
+                         d_model=32, heads=4, encoder_layers=1, decoder_layers=1, **SHAPE).eval()
+    seen = []
+    model.transformer.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = torch.randn(1, 12, 1, 32, 64)
+    model(x)
+    memory = model.transformer.encoder(model.proj(x.flatten(2)) + model.positions[:12])
+    expected = model.queries + model.positions[12:] + memory[0, -1]
+    assert torch.allclose(seen[0][0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["weather_transformer", "transformer_seq2seq"])
+def test_an_unknown_query_source_is_a_named_error(name):
     with pytest.raises(ValueError, match="query_source must be one of"):
-        create_model("weather_transformer", in_channels=1, out_channels=1, query_source="last", **SHAPE)
+        create_model(name, in_channels=1, out_channels=1, query_source="last", **SHAPE)
 
 
 def test_an_unknown_model_is_a_named_error():

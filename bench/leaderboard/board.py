@@ -97,8 +97,10 @@ class Board:
 
     @property
     def data(self) -> dict[str, Any]:
-        """The data record, the same for every entry (same data fingerprint)."""
-        return self.entries[0].results.data
+        """The data record, the same for every entry (same data fingerprint); a forecast's where the board has
+        one, since codec results (which can come first) record no init times."""
+        return next((e.results.data for e in self.entries if e.results.data.get("n_init_times")),
+                    self.entries[0].results.data)
 
     @property
     def lead_hours(self) -> list[float]:

@@ -60,9 +60,16 @@ def _versions(entries: list[Entry]) -> str:
     return ", ".join(found)
 
 
+def _rescored_after(entry: Entry, record: dict) -> bool:
+    """Whether the committed file was scored after the report's last re-derivation (so it checked another file)."""
+    scored = str(entry.results.provenance.get("evaluated_at") or "")
+    checked = str(record.get("last_equal_at") or record.get("reproduced_at") or "")
+    return bool(scored and checked and scored > checked)  # ISO 8601 UTC stamps order as text
+
+
 def _matches(entry: Entry, record: dict | None, report: dict | None) -> bool:
-    """A report entry speaks for this result only if it re-derived it on the same data."""
-    if not record:
+    """A report entry speaks for this result only if it re-derived this very file on the same data."""
+    if not record or _rescored_after(entry, record):
         return False
     recorded = record.get("data_fingerprint") or (report or {}).get("data", {}).get("fingerprint")
     return recorded in (None, entry.results.data.get("fingerprint"))
@@ -75,6 +82,9 @@ def entry_reproduction(board: Board, entry: Entry, report: dict | None) -> Repro
     last = _day(record.get("last_equal_at")) if ok else None
     if not record:
         status = "not yet re-derived by bench reproduce"
+    elif _rescored_after(entry, record):
+        status = (f"scored on {_day(entry.results.provenance.get('evaluated_at'))}, after the last bench reproduce "
+                  f"({_day(record.get('reproduced_at'))}); not yet re-derived")
     elif record.get("status") in ("equal", "rewritten"):
         status = f"re-derived and equal on {last}"
     else:

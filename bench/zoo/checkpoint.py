@@ -26,17 +26,62 @@ CONFIG, WEIGHTS, META, LOG = "config.json", "weights.safetensors", "meta.json", 
 KEEP_FP32 = ("mean", "std", "tendency_scale", "input_low", "input_high", "latent_mean", "latent_std", "scale_factor",
              "target_scale")
 Q8, SCALE = "::q8", "::scale"
+Q4, Q4_SCALE, Q4_SHAPE = "::q4", "::q4scale", "::q4shape"
+INT4_GROUP = 32  # entries per int4 group, each with its own fp16 scale (4.5 bits per weight)
+_INT4_CLIPS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 
 
-def pack_state(state: dict[str, torch.Tensor], int8_min_elements: int | None) -> dict[str, torch.Tensor]:
-    """fp16 weights (fp32 statistics); weights of 2+ dims with >= ``int8_min_elements`` entries as int8 with a
-    scale per output row (linear rows, convolution output channels)."""
+def quantize_int4(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Groups of ``INT4_GROUP`` entries as int4 (two per byte) with an fp16 scale per group.
+
+    Hand-written rather than bitsandbytes/torchao: those pack for their own GPU kernels, while these
+    weights only have to round-trip through safetensors and are dequantised once at load. Per group the
+    clip of |max| is the one of ``_INT4_CLIPS`` with the least squared error (outliers cost less than
+    the resolution lost on every other entry)."""
+    flat = tensor.detach().float().flatten()
+    pad = (-flat.numel()) % INT4_GROUP
+    groups = torch.nn.functional.pad(flat, (0, pad)).view(-1, INT4_GROUP)
+    absmax = groups.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+    best_err, best_scale = None, None
+    for clip in _INT4_CLIPS:
+        scale = (absmax * clip / 7.0).half().float().clamp_min(1e-8)  # the fp16 scale that will be stored
+        err = ((torch.clamp(torch.round(groups / scale), -8, 7) * scale - groups) ** 2).sum(dim=1, keepdim=True)
+        if best_err is None:
+            best_err, best_scale = err, scale
+        else:
+            better = err < best_err
+            best_err, best_scale = torch.where(better, err, best_err), torch.where(better, scale, best_scale)
+    q = (torch.clamp(torch.round(groups / best_scale), -8, 7) + 8).to(torch.uint8).flatten()
+    packed = (q[0::2] | (q[1::2] << 4)).contiguous()
+    return packed, best_scale.half().flatten().contiguous()
+
+
+def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """Float32 tensor of ``shape`` from ``quantize_int4``'s bytes and group scales."""
+    q = torch.stack([packed & 0x0F, packed >> 4], dim=1).flatten().float() - 8
+    values = (q.view(-1, INT4_GROUP) * scale.float()[:, None]).flatten()
+    dims = [int(d) for d in shape.tolist()]
+    return values[: int(torch.tensor(dims).prod())].view(dims)
+
+
+def storable(name: str, tensor: torch.Tensor) -> bool:
+    """Whether a tensor may be stored below fp16: a float weight of 2+ dims, not a statistic or scaling."""
+    return tensor.is_floating_point() and tensor.ndim >= 2 and name.split(".")[-1] not in KEEP_FP32
+
+
+def pack_state(state: dict[str, torch.Tensor], int8_min_elements: int | None = None,
+               int4: frozenset[str] | set[str] | tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """fp16 weights (fp32 statistics); the tensors named in ``int4`` as int4 groups; other weights of 2+ dims
+    with >= ``int8_min_elements`` entries as int8 with a scale per output row (linear rows, conv output channels)."""
     packed = {}
     for name, tensor in state.items():
         tensor = tensor.detach().cpu()
         if not tensor.is_floating_point() or name.split(".")[-1] in KEEP_FP32:
             packed[name] = tensor.contiguous()
-        elif int8_min_elements and tensor.ndim >= 2 and tensor.numel() >= int8_min_elements:
+        elif name in int4 and storable(name, tensor):
+            packed[name + Q4], packed[name + Q4_SCALE] = quantize_int4(tensor)
+            packed[name + Q4_SHAPE] = torch.tensor(tensor.shape, dtype=torch.int64)
+        elif int8_min_elements and storable(name, tensor) and tensor.numel() >= int8_min_elements:
             scale = tensor.abs().amax(dim=tuple(range(1, tensor.ndim)), keepdim=True).clamp_min(1e-12) / 127.0
             packed[name + Q8] = torch.round(tensor / scale).to(torch.int8).contiguous()
             packed[name + SCALE] = scale.float().contiguous()
@@ -49,11 +94,14 @@ def unpack_state(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Float32 state dict from ``pack_state``'s output."""
     state = {}
     for name, tensor in packed.items():
-        if name.endswith(SCALE):
+        if name.endswith((SCALE, Q4_SCALE, Q4_SHAPE)):
             continue
         if name.endswith(Q8):
             base = name[: -len(Q8)]
             state[base] = tensor.float() * packed[base + SCALE]
+        elif name.endswith(Q4):
+            base = name[: -len(Q4)]
+            state[base] = dequantize_int4(tensor, packed[base + Q4_SCALE], packed[base + Q4_SHAPE])
         else:
             state[name] = tensor.float() if tensor.is_floating_point() else tensor
     return state
@@ -66,14 +114,14 @@ def _atomic_json(path: Path, payload: Any) -> None:
 
 
 def save_checkpoint(out_dir: Path, model: Forecaster, config: dict, meta: dict, log: list | None = None,
-                    int8_min_elements: int | None = None) -> Path:
+                    int8_min_elements: int | None = None, int4: frozenset[str] | tuple[str, ...] = ()) -> Path:
     """Write the checkpoint into a temp dir beside ``out_dir``, then swap it in (never half-written)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         tmp.chmod(0o755)
-        save_file(pack_state(model.state_dict(), int8_min_elements), str(tmp / WEIGHTS))
+        save_file(pack_state(model.state_dict(), int8_min_elements, int4), str(tmp / WEIGHTS))
         _atomic_json(tmp / CONFIG, config)
         _atomic_json(tmp / META, meta)
         if log is not None:

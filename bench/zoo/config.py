@@ -54,6 +54,7 @@ class TrainConfig:
     max_minutes: float | None = None  # wall budget: stop after the epoch that crosses it
     seed: int = 0
     int8_min_elements: int | None = None  # store 2-D weights at least this big as int8 (checked on validation)
+    int4_min_elements: int | None = None  # try int4 groups on weights at least this big (checked on validation)
     # Warm start: a checkpoint directory of the same architecture, relative to the submission
     # ("{task}" is replaced by the task name); training continues from its weights with a new schedule.
     init_from: str | None = None
@@ -64,7 +65,10 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """Hash of the recipe; a resumed run must have the same one."""
-        raw = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        fields = dataclasses.asdict(self)
+        if fields["int4_min_elements"] is None:  # added later: recipes without it keep their fingerprint
+            del fields["int4_min_elements"]
+        raw = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:

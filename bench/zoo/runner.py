@@ -20,14 +20,15 @@ def training_data(data: Path, task, static_names: tuple[str, ...]) -> TrainingDa
     return load_training_data(PreparedData(data, task), static_names)
 
 
-def repack_submission(path: Path, task_name: str, data_dir: Path, int8_min_elements: int) -> dict:
-    """Store a trained submission's weights with int8 rows where that changes validation by < 0.1%."""
+def repack_submission(path: Path, task_name: str, data_dir: Path, int8_min_elements: int | None,
+                      int4_min_elements: int | None = None) -> dict:
+    """Store a trained submission's weights in int4 groups / int8 rows where that changes validation by < 0.1%."""
     from bench.zoo.train import repack
 
     submission = load_submission(path)
     task = load_task(task_name)
     data = training_data(data_dir, task, ())
-    return repack(weights_dir(submission.root, task_name), data, int8_min_elements)
+    return repack(weights_dir(submission.root, task_name), data, int8_min_elements, int4_min_elements)
 
 
 def train_submission(path: Path, task_name: str, data_dir: Path, device: str = "cpu", epochs: int | None = None,

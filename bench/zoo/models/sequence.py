@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.zoo.blocks import sinusoidal_encoding, zero_init
+from bench.zoo.blocks import QUERY_SOURCES, history_mix, sinusoidal_encoding, zero_init
 from bench.zoo.registry import register_model
 
 
@@ -76,16 +76,29 @@ class TransformerForecaster(nn.Module):
 
 
 class TransformerSeq2Seq(nn.Module):
-    """Encoder over the inputs, decoder with learnable query tokens (one per lead) -> one field per lead."""
+    """Encoder over the inputs, decoder with learnable query tokens (one per lead) -> one field per lead.
+
+    ``query_source="history"`` adds to each lead's query a learnable mix over time of the encoded input
+    steps (initialised to the last step), as the Weather Transformer does: with purely learned queries the
+    decoder must first find the history through cross-attention, and the trained model stayed at persistence.
+    ``norm_first`` puts LayerNorm before each sublayer (pre-LN) instead of after it (the document's post-LN).
+    """
 
     def __init__(self, in_steps, out_steps, in_channels, out_channels, height, width, d_model=256, heads=8,
-                 encoder_layers=4, decoder_layers=4, dropout=0.1, zero_init_output=False):
+                 encoder_layers=4, decoder_layers=4, dropout=0.1, zero_init_output=False, query_source="learned",
+                 norm_first=False):
         super().__init__()
+        if query_source not in QUERY_SOURCES:
+            raise ValueError(f"query_source must be one of {QUERY_SOURCES}, got {query_source!r}")
+        self.query_source = query_source
         self.out_steps, self.frame = out_steps, (out_channels, height, width)
         self.proj = nn.Linear(in_channels * height * width, d_model)
         self.register_buffer("positions", sinusoidal_encoding(in_steps + out_steps, d_model), persistent=False)
         self.queries = nn.Parameter(torch.randn(out_steps, d_model) * 0.02)
-        self.transformer = nn.Transformer(d_model, heads, encoder_layers, decoder_layers, 4 * d_model, dropout, batch_first=True)
+        if query_source == "history":
+            self.query_mix = history_mix(out_steps, in_steps)
+        self.transformer = nn.Transformer(d_model, heads, encoder_layers, decoder_layers, 4 * d_model, dropout,
+                                          batch_first=True, norm_first=norm_first)
         self.head = nn.Linear(d_model, out_channels * height * width)
         if zero_init_output:
             zero_init(self.head)
@@ -94,7 +107,10 @@ class TransformerSeq2Seq(nn.Module):
         n_in = x.shape[1]
         src = self.proj(x.flatten(2)) + self.positions[:n_in]
         tgt = (self.queries + self.positions[n_in:])[None].expand(x.shape[0], -1, -1)
-        out = self.transformer(src, tgt)
+        memory = self.transformer.encoder(src)  # nn.Transformer's own forward, split to reach the memory
+        if self.query_source == "history":
+            tgt = tgt + torch.einsum("kt,btd->bkd", self.query_mix, memory)
+        out = self.transformer.decoder(tgt, memory)
         return self.head(out).view(x.shape[0], self.out_steps, *self.frame)
 
 
