@@ -203,13 +203,19 @@ def test_board_header_says_what_the_data_is(built):
     assert "results re-derived and equal by bench reproduce" in index
 
 
-def test_boards_and_pages_state_the_last_successful_reproduce(tmp_path):
+def _results_reproduced_on_2026_11_20(tmp_path: Path):
+    """Fixture results and a reproduce report beside them that found every one equal on 2026-11-20."""
     fixtures = populate_results(tmp_path / "results")
     readable, _ = load_entries(fixtures.results_dir)
     entries = [{"task": e.results.task["name"], "submission": e.name, "status": "equal",
                 "last_equal_at": "2026-11-20T10:00:00+00:00", "reproduced_at": "2026-11-20T10:00:00+00:00"}
                for e in readable]
     (tmp_path / "reproduce.json").write_text(json.dumps({"schema": "bench-reproduce/1", "data": {}, "entries": entries}))
+    return fixtures, readable
+
+
+def test_boards_and_pages_state_the_last_successful_reproduce(tmp_path):
+    fixtures, _ = _results_reproduced_on_2026_11_20(tmp_path)
     report = build_site(fixtures.results_dir, tmp_path / "site")
     index = (report.out_dir / "index.html").read_text()
     assert "re-derived and equal (last on 2026-11-20)" in index
@@ -221,12 +227,7 @@ def test_boards_and_pages_state_the_last_successful_reproduce(tmp_path):
 
 
 def test_a_result_scored_after_the_last_reproduce_is_not_claimed_equal(tmp_path):
-    fixtures = populate_results(tmp_path / "results")
-    readable, _ = load_entries(fixtures.results_dir)
-    entries = [{"task": e.results.task["name"], "submission": e.name, "status": "equal",
-                "last_equal_at": "2026-11-20T10:00:00+00:00", "reproduced_at": "2026-11-20T10:00:00+00:00"}
-               for e in readable]
-    (tmp_path / "reproduce.json").write_text(json.dumps({"schema": "bench-reproduce/1", "data": {}, "entries": entries}))
+    fixtures, readable = _results_reproduced_on_2026_11_20(tmp_path)
     rescored = next(e for e in readable if e.name == "unet-small")
     payload = json.loads(rescored.path.read_text())
     payload["provenance"]["evaluated_at"] = "2026-12-01T08:00:00+00:00"  # retrained and scored after that run
