@@ -69,6 +69,18 @@ def storable(name: str, tensor: torch.Tensor) -> bool:
     return tensor.is_floating_point() and tensor.ndim >= 2 and name.split(".")[-1] not in KEEP_FP32
 
 
+def tensor_format(name: str, tensor: torch.Tensor, int8_min_elements: int | None = None,
+                  int4: frozenset[str] | set[str] | tuple[str, ...] = ()) -> str:
+    """How ``pack_state`` stores one tensor: "as is" (non-float, statistics), "int4", "int8" or "fp16"."""
+    if not tensor.is_floating_point() or name.split(".")[-1] in KEEP_FP32:
+        return "as is"
+    if name in int4 and storable(name, tensor):
+        return "int4"
+    if int8_min_elements and storable(name, tensor) and tensor.numel() >= int8_min_elements:
+        return "int8"
+    return "fp16"
+
+
 def pack_state(state: dict[str, torch.Tensor], int8_min_elements: int | None = None,
                int4: frozenset[str] | set[str] | tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """fp16 weights (fp32 statistics); the tensors named in ``int4`` as int4 groups; other weights of 2+ dims
@@ -76,12 +88,13 @@ def pack_state(state: dict[str, torch.Tensor], int8_min_elements: int | None = N
     packed = {}
     for name, tensor in state.items():
         tensor = tensor.detach().cpu()
-        if not tensor.is_floating_point() or name.split(".")[-1] in KEEP_FP32:
+        kind = tensor_format(name, tensor, int8_min_elements, int4)
+        if kind == "as is":
             packed[name] = tensor.contiguous()
-        elif name in int4 and storable(name, tensor):
+        elif kind == "int4":
             packed[name + Q4], packed[name + Q4_SCALE] = quantize_int4(tensor)
             packed[name + Q4_SHAPE] = torch.tensor(tensor.shape, dtype=torch.int64)
-        elif int8_min_elements and storable(name, tensor) and tensor.numel() >= int8_min_elements:
+        elif kind == "int8":
             scale = tensor.abs().amax(dim=tuple(range(1, tensor.ndim)), keepdim=True).clamp_min(1e-12) / 127.0
             packed[name + Q8] = torch.round(tensor / scale).to(torch.int8).contiguous()
             packed[name + SCALE] = scale.float().contiguous()

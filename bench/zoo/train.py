@@ -211,43 +211,46 @@ def _stored_score(model: torch.nn.Module, storage: Storage, data: TrainingData, 
     return validate(stored, data, val, device)["score"]
 
 
-def _int4_selection(model: torch.nn.Module, base: Storage, candidates: list[str], data: TrainingData, val: Samples,
-                    device: torch.device, score: float) -> tuple[frozenset[str], dict]:
-    """The int4 tensors the validation score feels least: all candidates if that passes; else each is tried
-    alone on every 4th validation sample, the cheapest per entry are kept while their summed cost stays
-    under ``INT4_PROBE_BUDGET``, and the set is checked on full validation (halved until it passes)."""
+def _int4_selection(model: torch.nn.Module, base: Storage, candidates: dict[str, int], data: TrainingData,
+                    val: Samples, device: torch.device, score: float) -> tuple[frozenset[str], float | None, dict]:
+    """The int4 tensors the validation score feels least, and that set's stored score (None if empty).
+
+    All ``candidates`` (name -> entries) if that passes; else each is tried alone on every 4th validation
+    sample, the cheapest per entry are kept while their summed cost stays under ``INT4_PROBE_BUDGET``, and
+    the set is checked on full validation (halved until it passes)."""
     everything = frozenset(candidates)
-    change = _stored_score(model, dataclasses.replace(base, int4=everything), data, val, device) / score - 1
+    stored = _stored_score(model, dataclasses.replace(base, int4=everything), data, val, device)
+    change = stored / score - 1
     if abs(change) <= STORAGE_TOLERANCE:
-        return everything, {"int4_everywhere_change": change}
+        return everything, stored, {"int4_everywhere_change": change}
     probe = val.strided(4)
     probe_base = _stored_score(model, base, data, probe, device)
-    sizes = dict(model.state_dict().items())
     costs = {name: max(0.0, _stored_score(model, dataclasses.replace(base, int4=frozenset([name])), data, probe, device)
                        / probe_base - 1) for name in candidates}
-    chosen, total = [], 0.0
-    for name in sorted(candidates, key=lambda n: costs[n] / sizes[n].numel()):
+    chosen, total, stored = [], 0.0, None
+    for name in sorted(candidates, key=lambda n: costs[n] / candidates[n]):
         if total + costs[name] > INT4_PROBE_BUDGET:
             break
         chosen.append(name)
         total += costs[name]
     while chosen:
-        change_sel = _stored_score(model, dataclasses.replace(base, int4=frozenset(chosen)), data, val, device) / score - 1
-        if abs(change_sel) <= STORAGE_TOLERANCE:
+        stored = _stored_score(model, dataclasses.replace(base, int4=frozenset(chosen)), data, val, device)
+        if abs(stored / score - 1) <= STORAGE_TOLERANCE:
             break
-        chosen = chosen[: len(chosen) // 2]
-    return frozenset(chosen), {"int4_everywhere_change": change, "int4_refused_for": len(candidates) - len(chosen)}
+        chosen, stored = chosen[: len(chosen) // 2], None
+    facts = {"int4_everywhere_change": change, "int4_refused_for": len(candidates) - len(chosen)}
+    return frozenset(chosen), stored, facts
 
 
 def storage_format(storage: Storage, state: dict[str, torch.Tensor]) -> str:
-    """The card's words for a storage: which formats its tensors actually take."""
-    from bench.zoo.checkpoint import storable
+    """The card's words for a storage: which formats its tensors actually take (as ``pack_state`` decides)."""
+    from bench.zoo.checkpoint import tensor_format
 
-    int8 = sum(1 for n, t in state.items() if n not in storage.int4 and storable(n, t) and storage.int8_min_elements
-               and t.numel() >= storage.int8_min_elements)
+    kinds = [tensor_format(n, t, storage.int8_min_elements, storage.int4) for n, t in state.items()]
+    int8, int4 = kinds.count("int8"), kinds.count("int4")
     parts = ["fp16"] + ([f"int8 rows ({int8} tensor{'s' * (int8 != 1)})"] if int8 else [])
-    if storage.int4:
-        parts.append(f"int4 groups ({len(storage.int4)} tensor{'s' * (len(storage.int4) != 1)})")
+    if int4:
+        parts.append(f"int4 groups ({int4} tensor{'s' * (int4 != 1)})")
     return " + ".join(parts)
 
 
@@ -260,24 +263,27 @@ def storage_check(model: torch.nn.Module, data: TrainingData, val: Samples, devi
     from bench.zoo.checkpoint import storable
 
     record: dict = {"validation_score_fp32": score}
-    base = Storage()
+    state = model.state_dict()
+    base, stored = Storage(), None  # the storage so far and its validation score (None: plain fp16)
     if int8_min_elements:
-        int8 = Storage(int8_min_elements)
-        change = _stored_score(model, int8, data, val, device) / score - 1
+        int8_score = _stored_score(model, Storage(int8_min_elements), data, val, device)
+        change = int8_score / score - 1
         record.update(int8_min_elements=int8_min_elements, int8_change=change)
         if abs(change) <= STORAGE_TOLERANCE:
-            base = int8
+            base, stored = Storage(int8_min_elements), int8_score
     if int4_min_elements:
-        candidates = [n for n, t in model.state_dict().items() if storable(n, t) and t.numel() >= int4_min_elements]
-        chosen, facts = _int4_selection(model, base, candidates, data, val, device, score) if candidates else (frozenset(), {})
+        candidates = {n: t.numel() for n, t in state.items() if storable(n, t) and t.numel() >= int4_min_elements}
+        chosen, chosen_score, facts = (_int4_selection(model, base, candidates, data, val, device, score) if candidates
+                                       else (frozenset(), None, {}))
         record.update(int4_min_elements=int4_min_elements, int4_tensors=sorted(chosen), **facts)
-        base = dataclasses.replace(base, int4=chosen)
-    record["format"] = storage_format(base, model.state_dict())
+        if chosen:
+            base, stored = dataclasses.replace(base, int4=chosen), chosen_score
+    record["format"] = storage_format(base, state)
     if int8_min_elements and not base.int8_min_elements:
         record["format"] += " (int8 changed the validation score by more than 0.1%)"
-    record["validation_score_stored"] = _stored_score(model, base, data, val, device) if base != Storage() else None
-    if record["validation_score_stored"] is not None:
-        record["relative_change"] = record["validation_score_stored"] / score - 1
+    record["validation_score_stored"] = stored
+    if stored is not None:
+        record["relative_change"] = stored / score - 1
     return record, base
 
 
