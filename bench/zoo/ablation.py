@@ -1,6 +1,8 @@
 """Which trainer options matter: retrain one recipe with each option switched off, on a short budget.
 
 Every variant uses the same seed, schedule and windows as the reference run; only one option changes.
+Variants train from scratch, so a recipe's warm-start stages (``tasks:`` blocks with ``init_from``) are
+left out: the ablation's recipe is stage 1's, with the budget asked for.
 The table (validation 2019 only, never the test year) is written atomically to
 ``<submission>/ablation/<task>.json`` and shown on the model card.
 """
@@ -57,7 +59,7 @@ def run_ablation(path: Path, task_name: str, data_dir: Path, progress: bool = Fa
     from bench.zoo.train import fit
 
     submission = load_submission(path)
-    config = read_train_config(submission.root, task_name, **budget)
+    config = read_train_config(submission.root, task_name, first_stage=True, **budget)  # from scratch: stage 1's recipe
     data = load_training_data(PreparedData(data_dir, load_task(task_name)), config.options.static_fields)
     rows = []
     for label, changes in LATENT_VARIANTS if is_latent(config) else VARIANTS:

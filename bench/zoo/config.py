@@ -108,12 +108,19 @@ def parse_train_config(raw: dict[str, Any], where: str) -> TrainConfig:
     return _build(dict(raw), where)
 
 
-def read_train_config(submission_dir: Path, task: str, **overrides: Any) -> TrainConfig:
-    """The recipe in ``submission_dir/train.yaml`` for ``task`` (its ``tasks:`` block overrides the defaults)."""
+def read_train_config(submission_dir: Path, task: str, first_stage: bool = False, **overrides: Any) -> TrainConfig:
+    """The recipe in ``submission_dir/train.yaml`` for ``task`` (its ``tasks:`` block overrides the defaults).
+
+    ``first_stage``: ignore a task block that is a warm-start stage (it has ``init_from``), giving the
+    from-scratch recipe; an ablation retrains from scratch, so a later stage's lr and budget do not apply.
+    """
     path = Path(submission_dir) / TRAIN_FILE
     if not path.is_file():
         raise TrainingError(f"{submission_dir} has no {TRAIN_FILE}; a trainable submission declares its recipe there")
     raw = yaml.safe_load(path.read_text()) or {}
     per_task = raw.pop("tasks", {}) or {}
-    merged = {**raw, **(per_task.get(task) or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    task_block = per_task.get(task) or {}
+    if first_stage and task_block.get("init_from"):
+        task_block = {}
+    merged = {**raw, **task_block, **{k: v for k, v in overrides.items() if v is not None}}
     return _build(merged, str(path))
