@@ -20,7 +20,7 @@ from bench.task import load_task  # noqa: E402
 from bench.zoo.checkpoint import WEIGHTS, load_checkpoint  # noqa: E402
 from bench.zoo.data import load_training_data  # noqa: E402
 from bench.zoo.runner import train_submission  # noqa: E402
-from zoo_helpers import PROJECT_ROOT, SMOKE, ZOO_BASELINES, copy_baseline  # noqa: E402
+from zoo_helpers import SMOKE, ZOO_BASELINES, copy_baseline  # noqa: E402
 
 MULTI, T2M = "era5-64x32-12to4-multivar", "era5-64x32-12to4-t2m"
 
@@ -256,12 +256,15 @@ def test_a_time_budget_sizes_the_epochs_and_caps_them_at_the_recipe(prepared, tm
     assert result.meta["train_config"]["epochs"] == 1 and result.meta["train_config"]["max_minutes"] == 1e-6
 
 
-def test_an_ablation_retrains_stage_one_not_a_warm_start_stage():
+def test_an_ablation_retrains_stage_one_not_a_warm_start_stage(tmp_path):
     from bench.zoo.config import read_train_config
 
-    root = PROJECT_ROOT / "baselines" / "deep_cnn"  # its t2m block is a warm-start stage (init_from, lr, 3.6 min)
-    staged = read_train_config(root, T2M)
-    first = read_train_config(root, T2M, first_stage=True, epochs=3)
-    assert staged.init_from and staged.max_minutes is not None
-    assert first.init_from is None and first.max_minutes is None and first.epochs == 3
-    assert (first.lr, first.window_stride) != (staged.lr, staged.window_stride)
+    (tmp_path / "train.yaml").write_text(
+        "model: deep_cnn\nepochs: 6\nlr: 2.0e-3\nwindow_stride: 4\ntasks:\n"
+        f"  {T2M}: {{init_from: 'weights/{{task}}', epochs: 30, window_stride: 1, lr: 2.0e-4, max_minutes: 3.6}}\n"
+        f"  {MULTI}: {{epochs: 9}}\n")
+    staged = read_train_config(tmp_path, T2M)
+    first = read_train_config(tmp_path, T2M, first_stage=True, epochs=3)
+    assert (staged.init_from, staged.lr, staged.window_stride, staged.max_minutes) == ("weights/{task}", 2e-4, 1, 3.6)
+    assert (first.init_from, first.lr, first.window_stride, first.max_minutes, first.epochs) == (None, 2e-3, 4, None, 3)
+    assert read_train_config(tmp_path, MULTI, first_stage=True).epochs == 9  # a plain per-task block still applies
