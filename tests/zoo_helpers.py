@@ -19,13 +19,15 @@ SMOKE = dict(epochs=1, window_stride=20, val_stride=4, batch_size=4)
 
 def copy_baseline(name: str, dest: Path) -> Path:
     """The baseline's code and recipe (no weights, no warm starts) under a name that collides with nothing."""
+    from bench.zoo.config import is_warm_start_stage
+
     root = dest / name
     root.mkdir(parents=True)
     for file in ("submission.yaml", "train.yaml", "model.py"):
         shutil.copy(PROJECT_ROOT / "baselines" / name / file, root / file)
     recipe = yaml.safe_load((root / "train.yaml").read_text())
     tasks = recipe.get("tasks") or {}
-    for task in [t for t, stage in tasks.items() if (stage or {}).get("init_from")]:
+    for task in [t for t, block in tasks.items() if is_warm_start_stage(block)]:
         del tasks[task]  # a warm-start stage continues committed weights: a smoke copy trains stage 1 from scratch
     (root / "train.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     manifest = yaml.safe_load((root / "submission.yaml").read_text())

@@ -108,6 +108,11 @@ def parse_train_config(raw: dict[str, Any], where: str) -> TrainConfig:
     return _build(dict(raw), where)
 
 
+def is_warm_start_stage(task_block: dict[str, Any] | None) -> bool:
+    """Whether a ``tasks:`` block continues committed weights (it names ``init_from``) rather than a from-scratch recipe."""
+    return bool((task_block or {}).get("init_from"))
+
+
 def read_train_config(submission_dir: Path, task: str, first_stage: bool = False, **overrides: Any) -> TrainConfig:
     """The recipe in ``submission_dir/train.yaml`` for ``task`` (its ``tasks:`` block overrides the defaults).
 
@@ -120,7 +125,7 @@ def read_train_config(submission_dir: Path, task: str, first_stage: bool = False
     raw = yaml.safe_load(path.read_text()) or {}
     per_task = raw.pop("tasks", {}) or {}
     task_block = per_task.get(task) or {}
-    if first_stage and task_block.get("init_from"):
+    if first_stage and is_warm_start_stage(task_block):
         task_block = {}
     merged = {**raw, **task_block, **{k: v for k, v in overrides.items() if v is not None}}
     return _build(merged, str(path))
