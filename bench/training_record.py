@@ -40,6 +40,39 @@ def _curve(log: Any) -> list[dict[str, float | None]]:
     return rows
 
 
+def convergence(log: Any) -> dict[str, float | int] | None:
+    """How much validation still moved at the end of training: the last epoch against the one before, and
+    the last stage's best against the best before it (relative changes; negative is better). A stage is a
+    warm-start continuation (``stage`` in the log); a single-stage log compares its last epochs only."""
+    rows = [(int(item.get("stage", 1)) if _number(item.get("stage")) else 1, float(item["val_score"]))
+            for item in (log if isinstance(log, list) else [])[:MAX_EPOCHS]
+            if isinstance(item, dict) and _number(item.get("val_score")) is not None]
+    if len(rows) < 2:
+        return None
+    last = rows[-1][0]
+    before = [score for stage, score in rows if stage < last]
+    within = [score for stage, score in rows if stage == last]
+    best = min(score for _, score in rows)
+    record: dict[str, float | int] = {"last_epoch_change": rows[-1][1] / rows[-2][1] - 1, "last_stage": last,
+                                      "last_stage_epochs": len(within), "best_score": best}
+    if before and min(before) > 0:
+        record["last_stage_gain"] = min(within) / min(before) - 1
+        record["best_before_last_stage"] = min(before)
+    return record
+
+
+def convergence_text(record: dict | None) -> str | None:
+    """The card's convergence line: what the last epoch and the last stage still gained."""
+    if not isinstance(record, dict) or _number(record.get("last_epoch_change")) is None:
+        return None  # results files are untrusted input: numbers only
+    text = f"last epoch {100 * record['last_epoch_change']:+.2f}% validation score"
+    stage = [_number(record.get(k)) for k in ("last_stage_epochs", "best_before_last_stage", "best_score", "last_stage_gain")]
+    if all(v is not None for v in stage):
+        epochs, before, best, gain = stage
+        text += f"; the last stage ({int(epochs)} epochs) took the best score {before:.5f} -> {best:.5f} ({100 * gain:+.2f}%)"
+    return text
+
+
 def _one_machine(hardware: dict) -> str:
     device = str(hardware.get("device", "?"))
     where = str(hardware.get("gpu") or hardware.get("processor") or hardware.get("machine") or "")
@@ -101,6 +134,7 @@ def training_record(submission_root: Path, task_name: str, task_fingerprint: str
     config = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
     validation = meta.get("validation") if isinstance(meta.get("validation"), dict) else {}
     rmse = validation.get("rmse") if isinstance(validation.get("rmse"), dict) else {}
+    log = _read(folder / "training_log.json")
     return {
         "task_fingerprint_matches": meta.get("task_fingerprint") == task_fingerprint,
         "data_title": str(meta.get("data_title", ""))[:300],
@@ -114,12 +148,14 @@ def training_record(submission_root: Path, task_name: str, task_fingerprint: str
         "hardware": _hardware_text(meta),
         "precision": str(config.get("precision", ""))[:10],
         "window_stride": _number(config.get("window_stride")),
+        "ema_decay": _number(config.get("ema_decay")),
         "options": {k: v for k, v in (config.get("options") or {}).items() if isinstance(v, (bool, list, str))}
         if isinstance(config.get("options"), dict) else {},
         "storage": str((meta.get("storage") or {}).get("format", ""))[:80] if isinstance(meta.get("storage"), dict) else "",
         "validation_rmse": {str(c)[:64]: [_number(v) for v in values[:16]] for c, values in list(rmse.items())[:16]
                             if isinstance(values, list)},
-        "curve": _curve(_read(folder / "training_log.json")),
+        "curve": _curve(log),
+        "convergence": convergence(log),
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 from bench.errors import ResultsError
 from bench.leaderboard import build_site
 from bench.results import validate_results_json
-from bench.training_record import card_training, training_record
+from bench.training_record import card_training, convergence, convergence_text, training_record
 
 try:
     from leaderboard_fixtures import T2M_TASK, fabricate_results, write_results_file
@@ -88,3 +88,20 @@ def test_stages_on_different_machines_are_all_named_with_their_minutes(tmp_path)
     assert training_machines({**META, "hardware": cpu, "train_wall_time_s": 60.0}) == [("cpu · AMD EPYC · 1 thread(s)", 1.0)]
     record = training_record(write_weights(tmp_path, meta, LOG), T2M_TASK, FINGERPRINT)
     assert record["hardware"] == "cpu · AMD EPYC · 1 thread(s) (10.0 min), then cuda · NVIDIA H200 · 2 thread(s) (5.0 min)"
+
+
+def test_convergence_says_what_the_last_epoch_and_the_last_stage_still_gained():
+    log = [{"epoch": 1, "val_score": 0.04, "stage": 1}, {"epoch": 2, "val_score": 0.02, "stage": 1},
+           {"epoch": 3, "val_score": 0.021, "stage": 2}, {"epoch": 4, "val_score": 0.019, "stage": 2}]
+    record = convergence(log)
+    assert record["last_epoch_change"] == pytest.approx(0.019 / 0.021 - 1)
+    assert record["last_stage_gain"] == pytest.approx(-0.05) and record["last_stage_epochs"] == 2
+    assert "0.02000 -> 0.01900 (-5.00%)" in convergence_text(record)
+    single = convergence(LOG)  # no stages: the last epoch only
+    assert "last_stage_gain" not in single and convergence_text(single).startswith("last epoch -33.33%")
+    assert convergence(LOG[:1]) is None and convergence("junk") is None
+
+
+def test_a_hostile_convergence_record_renders_nothing_rather_than_failing():
+    assert convergence_text({"last_epoch_change": "0.1"}) is None
+    assert convergence_text({"last_epoch_change": -0.01, "last_stage_epochs": [], "best_score": 1}) == "last epoch -1.00% validation score"

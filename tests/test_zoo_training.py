@@ -62,9 +62,10 @@ def test_training_is_deterministic_for_a_fixed_seed(prepared, tmp_path):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_resume_continues_from_the_last_epoch(prepared, tmp_path):
+@pytest.mark.parametrize("ema_decay", [None, 0.99])
+def test_resume_continues_from_the_last_epoch(ema_decay, prepared, tmp_path):
     straight, resumed = copy_baseline("deep_cnn", tmp_path / "a"), copy_baseline("deep_cnn", tmp_path / "b")
-    settings = {**SMOKE, "epochs": 2, "precision": "fp32"}
+    settings = {**SMOKE, "epochs": 2, "precision": "fp32", "ema_decay": ema_decay}
     train_submission(straight, MULTI, prepared, progress=False, **settings)
     work = resumed / ".train" / MULTI / "last.pt"
     # Run epoch 1 of the 2-epoch recipe, then stop the process at the epoch boundary.
@@ -88,6 +89,26 @@ def test_resume_continues_from_the_last_epoch(prepared, tmp_path):
     assert all(torch.equal(ws[k], wr[k]) for k in ws)
     log = json.loads((resumed / "weights" / MULTI / "training_log.json").read_text())
     assert [row["epoch"] for row in log] == [1, 2]
+
+
+def test_an_ema_recipe_validates_selects_and_stores_the_averaged_weights(prepared, tmp_path):
+    settings = {**SMOKE, "epochs": 2, "precision": "fp32"}
+    plain = train_submission(copy_baseline("deep_cnn", tmp_path / "plain"), MULTI, prepared, progress=False, **settings)
+    # A decay of ~0 makes the average the online weights themselves: the same model as without EMA.
+    same_root = copy_baseline("deep_cnn", tmp_path / "same")
+    same = train_submission(same_root, MULTI, prepared, progress=False, ema_decay=1e-9, **settings)
+    assert same.meta["validation"]["score"] == pytest.approx(plain.meta["validation"]["score"], rel=1e-5)
+    averaged_root = copy_baseline("deep_cnn", tmp_path / "ema")
+    averaged = train_submission(averaged_root, MULTI, prepared, progress=False, ema_decay=0.999, **settings)
+    wp, wa = _weights(same_root), _weights(averaged_root)
+    assert any(not torch.allclose(wp[k].float(), wa[k].float()) for k in wp)  # the stored weights are the average
+    assert [row["val_score"] for row in averaged.log][averaged.meta["best_epoch"] - 1] == min(row["val_score"] for row in averaged.log)
+    assert averaged.meta["train_config"]["ema_decay"] == 0.999
+
+
+def test_an_ema_decay_outside_0_1_is_a_named_error(prepared, tmp_path):
+    with pytest.raises(TrainingError, match="ema_decay"):
+        train_submission(copy_baseline("deep_cnn", tmp_path), MULTI, prepared, progress=False, ema_decay=1.0, **SMOKE)
 
 
 def test_a_warm_start_continues_from_committed_weights_and_keeps_one_curve(prepared, tmp_path):

@@ -17,6 +17,7 @@ from bench.leaderboard.display import (
 )
 from bench.leaderboard.tables import metric_views
 from bench.results import SPACES
+from bench.training_record import convergence_text
 
 TRAINING_FIELDS = (("Data", "data"), ("Time", "time"), ("Hardware", "hardware"))
 
@@ -210,6 +211,10 @@ def training_facts(training: dict | None) -> list[tuple[str, str]]:
     rows = [("Options", named or DASH), ("Precision", text(training.get("precision"))),
             ("Window stride", text(training.get("window_stride") and int(training["window_stride"]))),
             ("Weights stored as", text(training.get("storage")))]
+    if converged := convergence_text(training.get("convergence")):
+        rows.append(("Convergence", converged))
+    if training.get("ema_decay"):
+        rows.append(("Weights", f"EMA of the training weights, decay {training['ema_decay']}"))
     for channel, values in (training.get("validation_rmse") or {}).items():
         rows.append((f"Validation RMSE · {channel}", " / ".join(format_number(v, 3) for v in values)))
     if training.get("task_fingerprint_matches") is False:

@@ -53,6 +53,9 @@ class TrainConfig:
     patience: int | None = None  # epochs without validation improvement before stopping
     max_minutes: float | None = None  # wall budget: stop after the epoch that crosses it
     seed: int = 0
+    # Exponential moving average of the weights (ema-pytorch; timm's "model EMA"): validation, model
+    # selection and the stored weights use the average. The decay warms up as 1 - (1 + step)^(-2/3) to this.
+    ema_decay: float | None = None
     int8_min_elements: int | None = None  # store 2-D weights at least this big as int8 (checked on validation)
     int4_min_elements: int | None = None  # try int4 groups on weights at least this big (checked on validation)
     # Warm start: a checkpoint directory of the same architecture, relative to the submission
@@ -66,8 +69,9 @@ class TrainConfig:
     def fingerprint(self) -> str:
         """Hash of the recipe; a resumed run must have the same one."""
         fields = dataclasses.asdict(self)
-        if fields["int4_min_elements"] is None:  # added later: recipes without it keep their fingerprint
-            del fields["int4_min_elements"]
+        for late in ("int4_min_elements", "ema_decay"):  # added later: recipes without them keep their fingerprint
+            if fields[late] is None:
+                del fields[late]
         raw = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -98,6 +102,8 @@ def _build(raw: dict[str, Any], where: str) -> TrainConfig:
         raise TrainingError(f"{where}: codec input_scaling must be one of {INPUT_SCALINGS} and latent_scaling one of {LATENT_SCALINGS}")
     if config.trainer not in TRAINERS:
         raise TrainingError(f"{where}: trainer {config.trainer!r} is not one of {TRAINERS}")
+    if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
+        raise TrainingError(f"{where}: ema_decay {config.ema_decay!r} must lie strictly between 0 and 1 (e.g. 0.999), or be left out")
     if config.precision not in ("fp32", "bf16"):
         raise TrainingError(f"{where}: precision {config.precision!r} must be fp32 or bf16")
     return config

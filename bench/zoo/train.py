@@ -343,6 +343,15 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
     return loss.item()
 
 
+def _ema(model: torch.nn.Module, config: TrainConfig):
+    """ema-pytorch's average of ``model``'s weights, updated after every optimiser step; None without ``ema_decay``."""
+    if config.ema_decay is None:
+        return None
+    from ema_pytorch import EMA
+
+    return EMA(model, beta=config.ema_decay, update_after_step=0, update_every=1, include_online_model=False)
+
+
 def size_epochs(config: TrainConfig, data: TrainingData, minutes: float, device: str = "cpu",
                 submission_dir: Path | None = None, cap: int | None = None, steps: int = 20) -> int:
     """Epochs of ``config`` that fit in ``minutes`` on ``device``: times ``steps`` training steps (after 5
@@ -390,6 +399,8 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
     weights = torch.from_numpy(lat_weights(data.task.grid.latitude.values)).to(dev)
     if not config.options.lat_weighted_loss:
         weights = torch.ones_like(weights)
+    ema = _ema(model, config)
+    evaluated = ema.ema_model if ema is not None else model  # what is validated, selected and stored
     state = {"epoch": 0, "best_score": float("inf"), "best_state": None, "best_epoch": None, "log": [], "wall_s": 0.0}
     work_dir.mkdir(parents=True, exist_ok=True)
     last = work_dir / "last.pt"
@@ -400,6 +411,8 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         state = saved["state"]
     stop_reason = "epochs"
     for epoch in range(state["epoch"], config.epochs):
@@ -413,9 +426,11 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
             batch = _tensors(data, train, order[step * config.batch_size:(step + 1) * config.batch_size], dev)
             losses.append(train_step(model, optimizer, batch, weights, config, dev))
             scheduler.step()
+            if ema is not None:
+                ema.update()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         bar.close()
-        result = validate(model, data, val, dev, config.precision)
+        result = validate(evaluated, data, val, dev, config.precision)
         state["wall_s"] += time.perf_counter() - started
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": result["score"],
                  "val_rmse": result["rmse"], "lr": scheduler.get_last_lr()[0], "epoch_s": time.perf_counter() - started,
@@ -423,11 +438,12 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         state["log"].append(entry)
         if result["score"] < state["best_score"]:
             state.update(best_score=result["score"], best_epoch=epoch + 1,
-                         best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+                         best_state={k: v.detach().clone() for k, v in evaluated.state_dict().items()})
         state["epoch"] = epoch + 1
         tmp = last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "state": state, "config_fingerprint": config.fingerprint()}, tmp)
+                    "state": state, "config_fingerprint": config.fingerprint(),
+                    **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
         tmp.replace(last)
         if on_epoch:
             on_epoch(entry)
