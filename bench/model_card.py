@@ -14,6 +14,7 @@ from bench.errors import BenchError
 from bench.results import Results, atomic_write_text, results_path
 from bench.submission import load_submission, member_dir
 from bench.task import load_task
+from bench.training_record import convergence, convergence_text, training_machines, warm_chain
 
 CARD_FILE = "README.md"
 
@@ -89,8 +90,6 @@ def _latent_lines(root: Path, task_name: str, test: "Results | None") -> list[st
 
 def _epochs_text(meta: dict, config: dict) -> str:
     """Epochs run; after warm starts, in all and in the last stage (whose recipe the row's lr and batch are)."""
-    from bench.training_record import warm_chain
-
     chain = warm_chain(meta)
     if not chain:
         return f"{meta.get('epochs_run')} epoch(s) run of {config.get('epochs')}"
@@ -113,8 +112,6 @@ def _storage_text(storage: dict, weights_dir: Path) -> str:
 
 def _training_time(meta: dict) -> str:
     """Total training time, split by machine when stages ran on more than one (e.g. CPU, then a lent GPU)."""
-    from bench.training_record import training_machines
-
     total, machines = meta.get("train_wall_time_s", 0) / 60, training_machines(meta)
     if len(machines) <= 1:
         return f"{total:.1f} min on {machines[0][0] if machines else 'unrecorded hardware'}" + \
@@ -251,8 +248,6 @@ def _render_mean_card(submission, results_dir: Path) -> str:
 
 def _convergence(weights_dir: Path) -> str | None:
     """What the end of training still gained on validation (``bench.training_record.convergence``)."""
-    from bench.training_record import convergence, convergence_text
-
     path = weights_dir / "training_log.json"
     return convergence_text(convergence(json.loads(path.read_text()))) if path.is_file() else None
 

@@ -44,7 +44,7 @@ def convergence(log: Any) -> dict[str, float | int] | None:
     """How much validation still moved at the end of training: the last epoch against the one before, and
     the last stage's best against the best before it (relative changes; negative is better). A stage is a
     warm-start continuation (``stage`` in the log); a single-stage log compares its last epochs only."""
-    rows = [(int(item.get("stage", 1)) if _number(item.get("stage")) else 1, float(item["val_score"]))
+    rows = [(int(item["stage"]) if _number(item.get("stage")) is not None else 1, float(item["val_score"]))
             for item in (log if isinstance(log, list) else [])[:MAX_EPOCHS]
             if isinstance(item, dict) and _number(item.get("val_score")) is not None]
     if len(rows) < 2:
