@@ -508,6 +508,25 @@ def leaderboard_build(results: Path, out: Path) -> None:
     click.echo(f"wrote {len(report.pages)} pages to {report.out_dir} (open {report.out_dir / 'index.html'})")
 
 
+@leaderboard.command("refresh-training")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=Path("leaderboard/results"), show_default=True)
+@handle_errors
+def leaderboard_refresh_training(paths, results: Path) -> None:
+    """Re-derive the training summary (curve, convergence) in each trained submission's results files from its
+    weights, scores untouched; refuses where the weights are not the ones scored (run bench evaluate there)."""
+    from bench.results import results_path
+    from bench.submission import load_submission
+    from bench.training_record import refresh_training
+
+    for path in paths:
+        submission = load_submission(path)
+        for task_name in submission.manifest.tasks:
+            target = results_path(results, task_name, submission.name)
+            if target.is_file():
+                click.echo(f"{target}: {refresh_training(target, submission.root)}")
+
+
 def main() -> None:
     cli(prog_name="bench")
 

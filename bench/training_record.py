@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.errors import ResultsError
+
 MAX_BYTES = 2 * 2**20
 MAX_EPOCHS = 2000
 
@@ -40,10 +42,19 @@ def _curve(log: Any) -> list[dict[str, float | None]]:
     return rows
 
 
+PLATEAU_EPOCHS = 3  # the verdict's window: how far back the best score is compared
+PLATEAU_CHANGE = -0.005  # the best score moved less than 0.5% over that window
+STAGE_CHANGE = -0.02  # and a warm restart (the last stage) moved it less than 2%
+
+
 def convergence(log: Any) -> dict[str, float | int] | None:
     """How much validation still moved at the end of training: the last epoch against the one before, and
     the last stage's best against the best before it (relative changes; negative is better). A stage is a
-    warm-start continuation (``stage`` in the log); a single-stage log compares its last epochs only."""
+    warm-start continuation (``stage`` in the log); a single-stage log compares its last epochs only.
+
+    ``converged`` is the verdict, a stated rule rather than a judgement: early stopping's (the best epoch lies
+    ``PLATEAU_EPOCHS`` or more before the end: later epochs only overfit), or a plateau (the best score moved
+    less than 0.5% over the last ``PLATEAU_EPOCHS`` epochs, and the last warm restart, if any, less than 2%)."""
     rows = [(int(item["stage"]) if _number(item.get("stage")) is not None else 1, float(item["val_score"]))
             for item in (log if isinstance(log, list) else [])[:MAX_EPOCHS]
             if isinstance(item, dict) and _number(item.get("val_score")) is not None]
@@ -58,6 +69,17 @@ def convergence(log: Any) -> dict[str, float | int] | None:
     if before and min(before) > 0:
         record["last_stage_gain"] = min(within) / min(before) - 1
         record["best_before_last_stage"] = min(before)
+    online = [_number(item.get("val_score_online")) for item in (log if isinstance(log, list) else [])[:MAX_EPOCHS]
+              if isinstance(item, dict) and _number(item.get("val_score")) is not None
+              and (int(item["stage"]) if _number(item.get("stage")) is not None else 1) == last]
+    if online and all(v is not None and v > 0 for v in online):  # an EMA stage: the average against the online weights
+        record["ema_gain"] = min(within) / min(online) - 1
+    scores = [score for _, score in rows]
+    record["epochs_since_best"] = len(scores) - 1 - scores.index(best)
+    if len(scores) > PLATEAU_EPOCHS and min(scores[:-PLATEAU_EPOCHS]) > 0:
+        record["plateau_change"] = best / min(scores[:-PLATEAU_EPOCHS]) - 1
+    plateau = record.get("plateau_change", -1.0) > PLATEAU_CHANGE and record.get("last_stage_gain", 0.0) > STAGE_CHANGE
+    record["converged"] = bool(record["epochs_since_best"] >= PLATEAU_EPOCHS or plateau)
     return record
 
 
@@ -65,11 +87,17 @@ def convergence_text(record: dict | None) -> str | None:
     """The card's convergence line: what the last epoch and the last stage still gained."""
     if not isinstance(record, dict) or _number(record.get("last_epoch_change")) is None:
         return None  # results files are untrusted input: numbers only
-    text = f"last epoch {100 * record['last_epoch_change']:+.2f}% validation score"
+    verdict = record.get("converged")
+    text = {True: "converged; ", False: "still improving; "}.get(verdict, "") if isinstance(verdict, bool) else ""
+    text += f"last epoch {100 * record['last_epoch_change']:+.2f}% validation score"
+    if _number(record.get("plateau_change")) is not None:
+        text += f", the last {PLATEAU_EPOCHS} epochs {100 * record['plateau_change']:+.2f}%"
     stage = [_number(record.get(k)) for k in ("last_stage_epochs", "best_before_last_stage", "best_score", "last_stage_gain")]
     if all(v is not None for v in stage):
         epochs, before, best, gain = stage
         text += f"; the last stage ({int(epochs)} epochs) took the best score {before:.5f} -> {best:.5f} ({100 * gain:+.2f}%)"
+    if _number(record.get("ema_gain")) is not None:
+        text += f"; its weight EMA scored {100 * record['ema_gain']:+.2f}% against the online weights' best"
     return text
 
 
@@ -169,3 +197,39 @@ def card_training(record: dict[str, Any]) -> dict[str, str]:
     data_text = f"{record['data_title']}: train split" + (f", {int(windows)} windows" if windows else "")
     data_text += f"; model selection on the validation split; nothing after {record['trained_until'][:10]} read"
     return {"data": data_text, "time": time_text, "hardware": record.get("hardware") or "?"}
+
+
+SAME_TRAINING = ("data_fingerprint", "trained_until", "epochs_run", "best_epoch", "wall_time_s", "validation_rmse")
+
+
+class StaleWeightsError(ResultsError):
+    """The weights on disk are not the ones a results file was scored with."""
+
+
+def refresh_training(results_file: Path, submission_root: Path) -> str:
+    """Re-derive a results file's training summary from ``weights/<task>/`` (e.g. after the summary gained a
+    field), leaving every score untouched: "refreshed", "already current", or "no training summary" (a result
+    scored without one, e.g. a codec's: left alone). Refuses, with a named error, when the weights' record differs
+    in any of ``SAME_TRAINING`` from the one scored: those weights need ``bench evaluate``."""
+    from bench.results import Results, atomic_write_text, validate_results_json
+
+    results = Results.read(Path(results_file))
+    old = results.training
+    if not isinstance(old, dict):
+        return "no training summary"
+    fingerprint = results.task.get("fingerprint")
+    new = training_record(Path(submission_root), str(results.task.get("name")), str(fingerprint))
+    if new is None:
+        raise StaleWeightsError(f"{submission_root} has no weights/{results.task.get('name')}/meta.json; is it the submission scored in {results_file}?")
+    moved = [key for key in SAME_TRAINING if old.get(key) != new.get(key)]
+    if moved:
+        raise StaleWeightsError(f"{submission_root}'s weights are not the ones scored in {results_file} ({', '.join(moved)} differ); "
+                                f"run bench evaluate {submission_root} --task {results.task.get('name')} instead")
+    new["task_fingerprint_matches"] = old.get("task_fingerprint_matches", new["task_fingerprint_matches"])
+    if new == old:
+        return "already current"
+    raw = json.loads(Path(results_file).read_text())
+    raw["training"] = new
+    validate_results_json(raw, str(results_file))
+    atomic_write_text(Path(results_file), json.dumps(raw, indent=1, allow_nan=False) + "\n")
+    return "refreshed"

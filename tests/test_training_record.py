@@ -9,7 +9,7 @@ import pytest
 from bench.errors import ResultsError
 from bench.leaderboard import build_site
 from bench.results import validate_results_json
-from bench.training_record import card_training, convergence, convergence_text, training_record
+from bench.training_record import StaleWeightsError, card_training, convergence, convergence_text, refresh_training, training_record
 
 try:
     from leaderboard_fixtures import T2M_TASK, fabricate_results, write_results_file
@@ -98,10 +98,75 @@ def test_convergence_says_what_the_last_epoch_and_the_last_stage_still_gained():
     assert record["last_stage_gain"] == pytest.approx(-0.05) and record["last_stage_epochs"] == 2
     assert "0.02000 -> 0.01900 (-5.00%)" in convergence_text(record)
     single = convergence(LOG)  # no stages: the last epoch only
-    assert "last_stage_gain" not in single and convergence_text(single).startswith("last epoch -33.33%")
+    assert "last_stage_gain" not in single and convergence_text(single).startswith("still improving; last epoch -33.33%")
     assert convergence(LOG[:1]) is None and convergence("junk") is None
+
+
+def test_the_verdict_is_early_stopping_or_a_plateau_and_a_warm_restart_that_no_longer_helps():
+    flat = [{"epoch": e, "val_score": 0.02 * (1 - 0.001 * e)} for e in range(1, 9)]  # 0.1% an epoch
+    assert convergence(flat)["converged"] and convergence(flat)["plateau_change"] == pytest.approx(0.992 / 0.995 - 1)
+    assert convergence_text(convergence(flat)).startswith("converged; last epoch")
+    falling = [{"epoch": e, "val_score": 0.02 * (1 - 0.01 * e)} for e in range(1, 9)]  # 1% an epoch
+    assert not convergence(falling)["converged"]
+    overfit = falling[:4] + [{"epoch": e, "val_score": 0.02} for e in range(5, 9)]  # best 4 epochs before the end
+    assert convergence(overfit)["converged"] and convergence(overfit)["epochs_since_best"] == 4
+    restart = [{**row, "stage": 1} for row in falling] + [{**row, "epoch": row["epoch"] + 8, "val_score": 0.0180 * 0.9999 ** row["epoch"], "stage": 2} for row in flat]
+    assert convergence(restart)["last_stage_gain"] < -0.02 and not convergence(restart)["converged"]  # flat, but the restart gained 2.3%
+    assert convergence(flat[:3])["converged"] is False  # too short to show a plateau
+
+
+def test_an_ema_stage_reports_what_the_average_gained_over_the_online_weights():
+    log = [{"epoch": 1, "val_score": 0.02, "stage": 1},
+           {"epoch": 2, "val_score": 0.0195, "val_score_online": 0.0200, "stage": 2},
+           {"epoch": 3, "val_score": 0.0190, "val_score_online": 0.0196, "stage": 2}]
+    record = convergence(log)
+    assert record["ema_gain"] == pytest.approx(0.0190 / 0.0196 - 1)
+    assert "weight EMA scored -3.06% against the online weights' best" in convergence_text(record)
+    earlier = convergence(log + [{"epoch": 4, "val_score": 0.0189, "stage": 3}])  # the last stage has no EMA
+    assert "ema_gain" not in earlier
+    assert "ema_gain" not in convergence(log[:2] + [{"epoch": 3, "val_score": 0.019, "val_score_online": "x", "stage": 2}])
 
 
 def test_a_hostile_convergence_record_renders_nothing_rather_than_failing():
     assert convergence_text({"last_epoch_change": "0.1"}) is None
     assert convergence_text({"last_epoch_change": -0.01, "last_stage_epochs": [], "best_score": 1}) == "last epoch -1.00% validation score"
+
+
+def test_refresh_rederives_the_training_summary_and_leaves_the_scores(tmp_path):
+    root = write_weights(tmp_path / "sub", META, LOG)
+    record = training_record(root, T2M_TASK, FINGERPRINT)
+    old = {key: value for key, value in record.items() if key != "convergence"}  # scored before the summary had it
+    raw = {**fabricate_results("trained-model", T2M_TASK), "training": old}
+    path = write_results_file(tmp_path / "results", raw)
+    assert refresh_training(path, root) == "refreshed"
+    fresh = json.loads(path.read_text())
+    assert fresh["training"]["convergence"] == record["convergence"] and fresh["metrics"] == raw["metrics"]
+    assert refresh_training(path, root) == "already current"
+    (root / "weights" / T2M_TASK / "meta.json").write_text(json.dumps({**META, "epochs_run": 4}))  # retrained since
+    with pytest.raises(StaleWeightsError, match="epochs_run differ.*bench evaluate"):
+        refresh_training(path, root)
+    assert json.loads(path.read_text()) == fresh  # nothing written
+    untrained = write_results_file(tmp_path / "other", fabricate_results("trained-model", T2M_TASK))
+    assert refresh_training(untrained, root) == "no training summary"
+
+
+def test_the_refresh_command_brings_a_committed_result_up_to_date(tmp_path):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    project = Path(__file__).resolve().parent.parent
+    committed = project / "leaderboard" / "results" / T2M_TASK / "lstm.json"
+    raw = json.loads(committed.read_text())
+    raw["training"].pop("convergence", None)  # as scored before the summary had it
+    path = write_results_file(tmp_path / "results", raw)
+    result = CliRunner().invoke(cli, ["leaderboard", "refresh-training", str(project / "baselines" / "lstm"), "--results", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    assert f"{path}: refreshed" in result.output and json.loads(path.read_text())["training"]["convergence"]["converged"] is True
+    raw["training"]["best_epoch"] = 1  # scored with other weights than the committed ones
+    write_results_file(tmp_path / "results", raw)
+    result = CliRunner().invoke(cli, ["leaderboard", "refresh-training", str(project / "baselines" / "lstm"), "--results", str(tmp_path / "results")])
+    assert result.exit_code != 0 and "best_epoch differ" in result.output and "bench evaluate" in result.output
+    assert json.loads(path.read_text())["training"]["best_epoch"] == 1  # left as it was

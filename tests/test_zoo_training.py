@@ -98,12 +98,16 @@ def test_an_ema_recipe_validates_selects_and_stores_the_averaged_weights(prepare
     same_root = copy_baseline("deep_cnn", tmp_path / "same")
     same = train_submission(same_root, MULTI, prepared, progress=False, ema_decay=1e-9, **settings)
     assert same.meta["validation"]["score"] == pytest.approx(plain.meta["validation"]["score"], rel=1e-5)
+    # The online weights are scored beside the average: with a decay of ~0 they are the same model.
+    assert all(row["val_score_online"] == pytest.approx(row["val_score"], rel=1e-5) for row in same.log)
+    assert all("val_score_online" not in row for row in plain.log)
     averaged_root = copy_baseline("deep_cnn", tmp_path / "ema")
     averaged = train_submission(averaged_root, MULTI, prepared, progress=False, ema_decay=0.999, **settings)
     wp, wa = _weights(same_root), _weights(averaged_root)
     assert any(not torch.allclose(wp[k].float(), wa[k].float()) for k in wp)  # the stored weights are the average
     assert [row["val_score"] for row in averaged.log][averaged.meta["best_epoch"] - 1] == min(row["val_score"] for row in averaged.log)
     assert averaged.meta["train_config"]["ema_decay"] == 0.999
+    assert any(row["val_score_online"] != pytest.approx(row["val_score"], rel=1e-6) for row in averaged.log)
 
 
 def test_an_ema_decay_outside_0_1_is_a_named_error(prepared, tmp_path):

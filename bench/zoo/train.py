@@ -431,8 +431,10 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         bar.close()
         result = validate(evaluated, data, val, dev, config.precision)
+        # With EMA, the online weights are scored too, so the log isolates what the average buys.
+        online = {"val_score_online": validate(model, data, val, dev, config.precision)["score"]} if ema is not None else {}
         state["wall_s"] += time.perf_counter() - started
-        entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": result["score"],
+        entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": result["score"], **online,
                  "val_rmse": result["rmse"], "lr": scheduler.get_last_lr()[0], "epoch_s": time.perf_counter() - started,
                  "wall_s": state["wall_s"]}
         state["log"].append(entry)
