@@ -72,6 +72,19 @@ def test_the_submission_page_draws_the_training_curve(tmp_path):
     assert html.count("<circle") >= 6  # 3 epochs x (train, validation) besides the RMSE charts
 
 
+def test_the_board_tags_a_model_whose_validation_was_still_improving(tmp_path):
+    record = training_record(write_weights(tmp_path / "sub", META, LOG), T2M_TASK, FINGERPRINT)
+    assert record["convergence"]["converged"] is False  # LOG falls by a third an epoch
+    write_results_file(tmp_path / "results", {**fabricate_results("trained-model", T2M_TASK), "training": record})
+    flat = {**record, "convergence": {**record["convergence"], "converged": True}}
+    write_results_file(tmp_path / "results", {**fabricate_results("settled-model", T2M_TASK), "training": flat})
+    html = (build_site(tmp_path / "results", tmp_path / "site").out_dir / "index.html").read_text()
+    rows = html.split("<tr")
+    assert all("still improving" in row for row in rows if ">trained-model</a>" in row)
+    assert not any("still improving" in row for row in rows if ">settled-model</a>" in row)
+    assert html.count(">still improving</span>") == sum(">trained-model</a>" in row for row in rows) > 0
+
+
 def test_stages_on_different_machines_are_all_named_with_their_minutes(tmp_path):
     from bench.training_record import training_machines
 

@@ -57,6 +57,13 @@ class Entry:
         return self.name in REFERENCE_NAMES
 
     @property
+    def still_improving(self) -> bool:
+        """True when the training summary's verdict says validation was still improving when training stopped."""
+        training = self.results.training if isinstance(self.results.training, dict) else {}
+        convergence = training.get("convergence")
+        return isinstance(convergence, dict) and convergence.get("converged") is False
+
+    @property
     def key(self) -> BoardKey:
         """The board this entry belongs on."""
         return BoardKey(
