@@ -88,7 +88,11 @@ def convergence_text(record: dict | None) -> str | None:
     if not isinstance(record, dict) or _number(record.get("last_epoch_change")) is None:
         return None  # results files are untrusted input: numbers only
     verdict = record.get("converged")
-    text = {True: "converged; ", False: "still improving; "}.get(verdict, "") if isinstance(verdict, bool) else ""
+    text = {True: "converged", False: "still improving"}.get(verdict, "") if isinstance(verdict, bool) else ""
+    since = _number(record.get("epochs_since_best"))
+    if text and since is not None and since >= 1:
+        text += f" (the best epoch {int(since)} before the end)" if since == 1 else f" (the best epoch {int(since)} epochs before the end)"
+    text += "; " if text else ""
     text += f"last epoch {100 * record['last_epoch_change']:+.2f}% validation score"
     if _number(record.get("plateau_change")) is not None:
         text += f", the last {PLATEAU_EPOCHS} epochs {100 * record['plateau_change']:+.2f}%"

@@ -123,6 +123,7 @@ def test_the_verdict_is_early_stopping_or_a_plateau_and_a_warm_restart_that_no_l
     assert not convergence(falling)["converged"]
     overfit = falling[:4] + [{"epoch": e, "val_score": 0.02} for e in range(5, 9)]  # best 4 epochs before the end
     assert convergence(overfit)["converged"] and convergence(overfit)["epochs_since_best"] == 4
+    assert convergence_text(convergence(overfit)).startswith("converged (the best epoch 4 epochs before the end); last epoch")
     restart = [{**row, "stage": 1} for row in falling] + [{**row, "epoch": row["epoch"] + 8, "val_score": 0.0180 * 0.9999 ** row["epoch"], "stage": 2} for row in flat]
     assert convergence(restart)["last_stage_gain"] < -0.02 and not convergence(restart)["converged"]  # flat, but the restart gained 2.3%
     assert convergence(flat[:3])["converged"] is False  # too short to show a plateau
