@@ -29,7 +29,7 @@ import yaml
 import bench
 from bench.errors import BenchError, ReproduceError
 from bench.provenance import PROJECT_ROOT, git_state
-from bench.results import Results, atomic_write_text, find_results, recorded_store, store_name
+from bench.results import Results, atomic_write_text, find_results, recorded_store, store_name, write_results_json
 
 if TYPE_CHECKING:
     from bench.evaluate import EvaluationSettings
@@ -276,11 +276,7 @@ def fields_store_for(entry: Entry, stores: tuple[str, ...]) -> str | None:
 
 def rewrite_file(path: Path, results: Results) -> None:
     """Re-write one committed results file in place (validated, atomic; a codec's board suffix is kept)."""
-    from bench.results import validate_results_json
-
-    raw = results.to_json()
-    validate_results_json(raw, str(path))
-    atomic_write_text(path, json.dumps(raw, indent=1, allow_nan=False) + "\n")
+    write_results_json(results.to_json(), path)
 
 
 def run_reproduce(options: ReproduceOptions, log=print) -> tuple[list[Entry], dict]:

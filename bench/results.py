@@ -191,13 +191,17 @@ def results_path(out_dir: Path, task_name: str, submission_name: str, variant: s
     return Path(out_dir) / task_name / (f"{submission_name}.{variant}.json" if variant else f"{submission_name}.json")
 
 
+def write_results_json(raw: dict[str, Any], path: Path) -> Path:
+    """Validate a results document and write it to ``path`` atomically, in the committed layout; returns the path."""
+    validate_results_json(raw, str(path))
+    atomic_write_text(Path(path), json.dumps(raw, indent=1, allow_nan=False) + "\n")
+    return Path(path)
+
+
 def write_results(results: Results, out_dir: Path, variant: str | None = None) -> Path:
     """Validate and write a results file atomically; returns its path."""
-    raw = results.to_json()
-    validate_results_json(raw)
     path = results_path(out_dir, results.task["name"], results.submission["name"], variant)
-    atomic_write_text(path, json.dumps(raw, indent=1, allow_nan=False) + "\n")
-    return path
+    return write_results_json(results.to_json(), path)
 
 
 def find_results(results_dir: Path) -> list[Path]:

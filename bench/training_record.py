@@ -55,26 +55,25 @@ def convergence(log: Any) -> dict[str, float | int] | None:
     ``converged`` is the verdict, a stated rule rather than a judgement: early stopping's (the best epoch lies
     ``PLATEAU_EPOCHS`` or more before the end: later epochs only overfit), or a plateau (the best score moved
     less than 0.5% over the last ``PLATEAU_EPOCHS`` epochs, and the last warm restart, if any, less than 2%)."""
-    rows = [(int(item["stage"]) if _number(item.get("stage")) is not None else 1, float(item["val_score"]))
+    rows = [(int(item["stage"]) if _number(item.get("stage")) is not None else 1, float(item["val_score"]),
+             _number(item.get("val_score_online")))
             for item in (log if isinstance(log, list) else [])[:MAX_EPOCHS]
             if isinstance(item, dict) and _number(item.get("val_score")) is not None]
     if len(rows) < 2:
         return None
     last = rows[-1][0]
-    before = [score for stage, score in rows if stage < last]
-    within = [score for stage, score in rows if stage == last]
-    best = min(score for _, score in rows)
+    before = [score for stage, score, _ in rows if stage < last]
+    within = [score for stage, score, _ in rows if stage == last]
+    best = min(score for _, score, _ in rows)
     record: dict[str, float | int] = {"last_epoch_change": rows[-1][1] / rows[-2][1] - 1, "last_stage": last,
                                       "last_stage_epochs": len(within), "best_score": best}
     if before and min(before) > 0:
         record["last_stage_gain"] = min(within) / min(before) - 1
         record["best_before_last_stage"] = min(before)
-    online = [_number(item.get("val_score_online")) for item in (log if isinstance(log, list) else [])[:MAX_EPOCHS]
-              if isinstance(item, dict) and _number(item.get("val_score")) is not None
-              and (int(item["stage"]) if _number(item.get("stage")) is not None else 1) == last]
+    online = [score for stage, _, score in rows if stage == last]
     if online and all(v is not None and v > 0 for v in online):  # an EMA stage: the average against the online weights
         record["ema_gain"] = min(within) / min(online) - 1
-    scores = [score for _, score in rows]
+    scores = [score for _, score, _ in rows]
     record["epochs_since_best"] = len(scores) - 1 - scores.index(best)
     if len(scores) > PLATEAU_EPOCHS and min(scores[:-PLATEAU_EPOCHS]) > 0:
         record["plateau_change"] = best / min(scores[:-PLATEAU_EPOCHS]) - 1
@@ -215,7 +214,7 @@ def refresh_training(results_file: Path, submission_root: Path) -> str:
     field), leaving every score untouched: "refreshed", "already current", or "no training summary" (a result
     scored without one, e.g. a codec's: left alone). Refuses, with a named error, when the weights' record differs
     in any of ``SAME_TRAINING`` from the one scored: those weights need ``bench evaluate``."""
-    from bench.results import Results, atomic_write_text, validate_results_json
+    from bench.results import Results, write_results_json
 
     results = Results.read(Path(results_file))
     old = results.training
@@ -232,8 +231,5 @@ def refresh_training(results_file: Path, submission_root: Path) -> str:
     new["task_fingerprint_matches"] = old.get("task_fingerprint_matches", new["task_fingerprint_matches"])
     if new == old:
         return "already current"
-    raw = json.loads(Path(results_file).read_text())
-    raw["training"] = new
-    validate_results_json(raw, str(results_file))
-    atomic_write_text(Path(results_file), json.dumps(raw, indent=1, allow_nan=False) + "\n")
+    write_results_json({**results.to_json(), "training": new}, Path(results_file))
     return "refreshed"
