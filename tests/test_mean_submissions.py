@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from bench.cli import cli
@@ -137,3 +138,13 @@ def test_the_card_of_a_mean_shows_its_members_and_the_validation_table(members, 
     assert "Members: [shift1](../shift1), [shift2](../shift2)." in card
     assert "the members above rank 2 of 3" in card  # shift1 alone is better than the mean of shifts 1 and 3 K
     assert "| 1 | shift1 |" in card
+
+
+def test_the_committed_mean_uses_the_members_its_committed_selection_chose():
+    """baselines/multi_model_mean: after a candidate retrains, re-running select-members must also update the members."""
+    root = Path(__file__).resolve().parents[1] / "baselines" / "multi_model_mean"
+    declared = yaml.safe_load((root / "submission.yaml").read_text())["members"]
+    for task, members in declared.items():
+        table = json.loads((root / "selection" / f"{task}.json").read_text())
+        assert table["split"] == "validation"
+        assert set(table["rows"][0]["members"]) == set(members), (task, table["rows"][0]["members"], members)
