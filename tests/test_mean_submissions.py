@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.errors import SubmissionError
 from bench.evaluate import EvaluationSettings, score
-from bench.mean_selection import select_members, write_selection
+from bench.mean_selection import SELECTION_DIR, select_members, write_selection
 from bench.submission import load_submission
 from bench.task import load_task
 
@@ -143,8 +142,8 @@ def test_the_card_of_a_mean_shows_its_members_and_the_validation_table(members, 
 def test_the_committed_mean_uses_the_members_its_committed_selection_chose():
     """baselines/multi_model_mean: after a candidate retrains, re-running select-members must also update the members."""
     root = Path(__file__).resolve().parents[1] / "baselines" / "multi_model_mean"
-    declared = yaml.safe_load((root / "submission.yaml").read_text())["members"]
+    declared = load_submission(root).manifest.members
     for task, members in declared.items():
-        table = json.loads((root / "selection" / f"{task}.json").read_text())
+        table = json.loads((root / SELECTION_DIR / f"{task}.json").read_text())
         assert table["split"] == "validation"
         assert set(table["rows"][0]["members"]) == set(members), (task, table["rows"][0]["members"], members)
