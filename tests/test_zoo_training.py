@@ -281,6 +281,15 @@ def test_a_time_budget_sizes_the_epochs_and_caps_them_at_the_recipe(prepared, tm
     assert result.meta["train_config"]["epochs"] == 1 and result.meta["train_config"]["max_minutes"] == 1e-6
 
 
+def test_the_stop_reason_names_a_budget_only_when_it_cut_epochs(prepared, tmp_path):
+    root = copy_baseline("cnn", tmp_path)
+    cut = train_submission(root, T2M, prepared, progress=False, **{**SMOKE, "epochs": 3, "max_minutes": 1e-6})
+    assert (cut.meta["stopped_by"], cut.meta["epochs_run"]) == ("time budget", 1)
+    # Over the budget too, but after its last planned epoch: nothing was cut, the schedule ended it.
+    whole = train_submission(root, T2M, prepared, progress=False, **{**SMOKE, "epochs": 1, "max_minutes": 1e-6})
+    assert (whole.meta["stopped_by"], whole.meta["epochs_run"]) == ("epochs", 1)
+
+
 def test_an_ablation_retrains_stage_one_not_a_warm_start_stage(tmp_path):
     from bench.zoo.config import read_train_config
 

@@ -450,6 +450,8 @@ def fit(config: TrainConfig, data: TrainingData, weights_dir: Path, work_dir: Pa
         if on_epoch:
             on_epoch(entry)
         print(json.dumps({k: entry[k] for k in ("epoch", "train_loss", "val_score", "epoch_s")}), flush=True)
+        if epoch + 1 == config.epochs:  # every planned epoch ran: the schedule, not a stop rule, ended it
+            break
         if config.patience and epoch + 1 - state["best_epoch"] >= config.patience:
             stop_reason = "early stopping"
             break
