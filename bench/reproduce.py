@@ -107,7 +107,7 @@ def compare_results(committed: Results, new: Results) -> Comparison:
         old_value, new_value = getattr(committed, section).get(key), getattr(new, section).get(key)
         out.n_compared += 1
         if old_value != new_value:
-            out.differences.append(Difference(f"{section}.{key}", old_value, new_value))
+            out.differences.append(Difference(f"{section}.{key}", old_value, new_value, note=_fact_note(committed, section, key)))
     leads = committed.task.get("lead_hours", [])
     for channel, spaces in committed.metrics.items():
         for space, table in spaces.items():
@@ -144,6 +144,14 @@ def compare_results(committed: Results, new: Results) -> Comparison:
             out.differences.append(Difference(where, worst[1], worst[2], error_map.get("lead_hours"),
                                               note=f"{bad} grid points differ; the largest shown"))
     return out
+
+
+def _fact_note(committed: Results, section: str, key: str) -> str:
+    """Why a fact differs, where the cause is known: another data store makes every number after it differ."""
+    if (section, key) != ("data", "fingerprint"):
+        return ""
+    store = committed.data.get("store") or committed.data.get("title") or "the store it names"
+    return f"re-derived on another data store, so the numbers below differ too; pass --data with the store the committed result was computed on: {store}"
 
 
 # ---- what to reproduce ------------------------------------------------------------------------

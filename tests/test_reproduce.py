@@ -95,6 +95,19 @@ def test_an_edited_committed_number_is_caught_named_and_exits_non_zero(project, 
     assert [e.status for e in entries] == ["equal"]
 
 
+def test_a_result_of_another_data_store_names_the_store_and_the_fix(project, prepared):
+    path = project / "leaderboard/results" / T2M / "my-persistence.json"
+    raw = json.loads(path.read_text())
+    raw["data"] = {**raw["data"], "fingerprint": "0123456789abcdef", "store": "other-store.zarr"}
+    path.write_text(json.dumps(raw))
+    result = CliRunner().invoke(cli, ["reproduce", "--results", str(project / "leaderboard/results"), "--data", str(prepared),
+                                      "--only", "my-persistence", "--task", T2M, "--batch-size", "16", "--quiet", "--no-report",
+                                      "--project-root", str(project)])
+    assert result.exit_code == 1, result.output
+    assert "data.fingerprint: committed '0123456789abcdef'" in result.output
+    assert "re-derived on another data store" in result.output and "pass --data" in result.output and "other-store.zarr" in result.output
+
+
 def test_tolerance_is_one_unit_in_the_last_stored_digit():
     seven = Tolerance(7)
     assert seven.allows(2.102345, 2.102346) and not seven.allows(2.102345, 2.102348)
