@@ -150,8 +150,8 @@ def _fact_note(committed: Results, section: str, key: str) -> str:
     """Why a fact differs, where the cause is known: another data store makes every number after it differ."""
     if (section, key) != ("data", "fingerprint"):
         return ""
-    store = committed.data.get("store") or committed.data.get("title") or "the store it names"
-    return f"re-derived on another data store, so the numbers below differ too; pass --data with the store the committed result was computed on: {store}"
+    command = reproduce_command(committed.task.get("name"), committed.data, committed.submission.get("name"))
+    return f"re-derived on another data store, so the numbers below differ too; pass --data with the store the committed result was computed on: {command}"
 
 
 # ---- what to reproduce ------------------------------------------------------------------------
