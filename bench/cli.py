@@ -87,9 +87,11 @@ def data_prepare(source: str, out: Path, tasks: tuple[str, ...]) -> None:
 @click.option("--task", "task_name", required=True, help="Task whose train + validation fields to pack.")
 @click.option("--data", default=None, help="Prepared dir, WB2 store (path or gs://), or 'sample'.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .npz file.")
-def data_pack(task_name: str, data: str | None, out: Path) -> None:
+@click.option("--part-mib", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Split a larger pack into parts of at most this many MiB (OUT-part<k>of<n>.npz), one per device call.")
+def data_pack(task_name: str, data: str | None, out: Path, part_mib: float | None) -> None:
     """Write one task's train + validation fields (never the test year) to one compressed .npz for `bench train`
-    on a machine without the store, e.g. a lent GPU."""
+    on a machine without the store, e.g. a lent GPU; `bench train --data OUT` reads it, or all its parts."""
     from bench.data_sources import resolve_data
     from bench.dataset import PreparedData
     from bench.task import load_task
@@ -97,8 +99,11 @@ def data_pack(task_name: str, data: str | None, out: Path) -> None:
 
     if not str(out).endswith(PACK_SUFFIX):
         raise BenchError(f"--out {out} must end with {PACK_SUFFIX} (bench train recognises a training pack by it)")
-    path = save_training_pack(PreparedData(resolve_data(data), load_task(task_name)), out)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): train + validation fields of {task_name}")
+    paths = save_training_pack(PreparedData(resolve_data(data), load_task(task_name)), out, part_mib)
+    for path in paths:
+        click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): train + validation fields of {task_name}")
+    if len(paths) > 1:
+        click.echo(f"{len(paths)} parts; `bench train ... --data {out}` reads them all from one folder")
 
 
 @data.command("cut-sample")

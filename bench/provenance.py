@@ -34,6 +34,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
+    """The instruction-set flags the CPU reports (Linux), or None where they cannot be read."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPUs that compute bf16 natively; elsewhere it is emulated
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether bf16 autocast runs natively on this CPU (AVX-512 BF16 or AMX); None where unknown."""
+    flags = cpu_flags(cpuinfo)
+    return None if flags is None else bool(flags & BF16_FLAGS)
+
+
 def hardware() -> dict:
     """The machine the evaluation ran on."""
     return {

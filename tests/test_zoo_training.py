@@ -20,7 +20,7 @@ from bench.task import load_task  # noqa: E402
 from bench.zoo.checkpoint import WEIGHTS, load_checkpoint  # noqa: E402
 from bench.zoo.data import load_training_data  # noqa: E402
 from bench.zoo.runner import train_submission  # noqa: E402
-from zoo_helpers import SMOKE, ZOO_BASELINES, copy_baseline  # noqa: E402
+from zoo_helpers import SMOKE, SMOKE_ENTRY, ZOO_BASELINES, copy_baseline  # noqa: E402
 
 MULTI, T2M = "era5-64x32-12to4-multivar", "era5-64x32-12to4-t2m"
 
@@ -110,6 +110,45 @@ def test_an_ema_recipe_validates_selects_and_stores_the_averaged_weights(prepare
     assert any(row["val_score_online"] != pytest.approx(row["val_score"], rel=1e-6) for row in averaged.log)
 
 
+def test_a_bf16_recipe_trains_under_autocast(prepared, tmp_path):
+    """bf16 runs on any CPU (emulated where it has no AVX-512 BF16 / AMX, hence only a handful of steps here)."""
+    tiny = {**SMOKE, "window_stride": 400, "val_stride": 40}
+    runs = {p: train_submission(copy_baseline("deep_cnn", tmp_path / p), T2M, prepared, progress=False, **{**tiny, "precision": p})
+            for p in ("fp32", "bf16")}
+    assert runs["bf16"].meta["train_config"]["precision"] == "bf16"
+    scores = {p: run.meta["validation"]["score"] for p, run in runs.items()}
+    assert np.isfinite(scores["bf16"]) and scores["bf16"] != scores["fp32"]  # autocast changed the arithmetic
+
+
+def test_a_bf16_recipe_on_a_cpu_that_would_emulate_it_warns_and_names_the_fix(monkeypatch, tmp_path):
+    from bench.zoo import runner
+    from bench.zoo.config import read_train_config
+
+    config = read_train_config(copy_baseline("deep_cnn", tmp_path), T2M)
+    assert config.precision == "bf16"
+    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="set precision: fp32 for this task in train.yaml"):
+        runner.warn_emulated_bf16(config, "cpu")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runner.warn_emulated_bf16(config, "cuda")  # a GPU computes bf16 natively
+        monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: True)
+        runner.warn_emulated_bf16(config, "cpu")
+
+
+def test_cpu_flags_decide_whether_bf16_is_native(tmp_path):
+    from bench.provenance import cpu_has_native_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert cpu_has_native_bf16(info) is False
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_native_bf16(info) is True
+    assert cpu_has_native_bf16(tmp_path / "missing") is None
+
+
 def test_an_ema_decay_outside_0_1_is_a_named_error(prepared, tmp_path):
     with pytest.raises(TrainingError, match="ema_decay"):
         train_submission(copy_baseline("deep_cnn", tmp_path), MULTI, prepared, progress=False, ema_decay=1.0, **SMOKE)
@@ -171,7 +210,7 @@ def test_bench_train_cli_writes_weights_and_prints_the_validation(prepared, tmp_
     from bench.cli import cli
 
     root = copy_baseline("deep_cnn", tmp_path)
-    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "tasks:\n  %s: {epochs: 1, window_stride: 20, val_stride: 4}\n" % T2M)
+    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "tasks:\n  %s: %s\n" % (T2M, SMOKE_ENTRY))
     result = CliRunner().invoke(cli, ["train", str(root), "--task", T2M, "--data", str(prepared), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "validation RMSE at 6 h / 24 h: 2m_temperature" in result.output
@@ -242,7 +281,7 @@ def test_a_training_pack_trains_exactly_like_the_prepared_store_and_holds_no_tes
     assert from_pack.meta["validation"]["score"] == from_store.meta["validation"]["score"]
     assert from_pack.meta["data_fingerprint"] == from_store.meta["data_fingerprint"]
     root = copy_baseline("cnn", tmp_path / "c")
-    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "tasks:\n  %s: {epochs: 1, window_stride: 20, val_stride: 4}\n" % T2M)
+    (root / "train.yaml").write_text((root / "train.yaml").read_text() + "tasks:\n  %s: %s\n" % (T2M, SMOKE_ENTRY))
     result = CliRunner().invoke(cli, ["train", str(root), "--data", str(pack), "--quiet"])  # the task comes from the pack
     assert result.exit_code == 0, result.output
     assert (root / "weights" / T2M / "weights.safetensors").is_file()
@@ -251,7 +290,7 @@ def test_a_training_pack_trains_exactly_like_the_prepared_store_and_holds_no_tes
 def test_a_pack_of_another_task_or_reaching_into_the_test_year_is_a_named_error(prepared, tmp_path):
     from bench.zoo.data import load_training_pack, save_training_pack
 
-    pack = save_training_pack(PreparedData(prepared, load_task(T2M)), tmp_path / "t2m.npz")
+    (pack,) = save_training_pack(PreparedData(prepared, load_task(T2M)), tmp_path / "t2m.npz")
     with pytest.raises(TrainingError, match="packed for task era5-64x32-12to4-t2m"):
         load_training_pack(pack, load_task(MULTI))
     with pytest.raises(TrainingError, match="no static field"):
@@ -265,6 +304,39 @@ def test_a_pack_of_another_task_or_reaching_into_the_test_year_is_a_named_error(
         load_training_pack(leaky, load_task(T2M))
     with pytest.raises(TrainingError, match="not a training pack"):
         load_training_pack(tmp_path / "missing.npz", load_task(T2M))
+
+
+def test_a_pack_too_large_for_one_device_call_splits_into_parts_that_read_back_as_the_whole(prepared, tmp_path):
+    """A lent GPU takes at most 64 MiB per call: the multivar pack (~150 MB) travels as parts, one per call."""
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+    from bench.zoo.data import load_training_pack, pack_files, save_training_pack
+
+    task = load_task(MULTI)
+    (whole,) = save_training_pack(PreparedData(prepared, task), tmp_path / "one" / "mv.npz")
+    limit_mib = whole.stat().st_size / 2**20 / 3  # forces at least 3 parts
+    out = tmp_path / "split" / "mv.npz"
+    (tmp_path / "split").mkdir()
+    (tmp_path / "split" / "mv-part1of9.npz").write_bytes(b"stale")  # an earlier split's part is replaced,
+    out.write_bytes(b"stale")  # and so is an earlier whole pack (it would be read in place of the parts)
+    result = CliRunner().invoke(cli, ["data", "pack", "--task", MULTI, "--data", str(prepared), "--out", str(out),
+                                      "--part-mib", str(limit_mib)])
+    assert result.exit_code == 0, result.output
+    parts = sorted((tmp_path / "split").glob("*.npz"))
+    assert len(parts) >= 3 and not out.exists() and "mv-part1of9.npz" not in [p.name for p in parts]
+    assert all(p.stat().st_size <= limit_mib * 2**20 for p in parts)
+    reference = load_training_pack(whole, task)
+    for given in (out, parts[-1]):  # the stem or any one part names the whole pack
+        joined = load_training_pack(given, task)
+        assert joined.times.equals(reference.times) and np.array_equal(joined.fields, reference.fields)
+        assert [len(joined.windows[s]) for s in ("train", "validation")] == [len(reference.windows[s]) for s in ("train", "validation")]
+    assert result.output.count("wrote") == len(parts) and pack_files(out) == [p for p in parts if p.name.startswith("mv-part")]
+    parts[1].unlink()
+    with pytest.raises(TrainingError, match=f"split into {len(parts)} parts and \\['{parts[1].name}'\\] are not in"):
+        load_training_pack(out, task)
+    with pytest.raises(TrainingError, match="not a training pack"):
+        load_training_pack(tmp_path / "split" / "other.npz", task)
 
 
 def test_a_time_budget_sizes_the_epochs_and_caps_them_at_the_recipe(prepared, tmp_path):

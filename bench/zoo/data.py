@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -143,17 +144,54 @@ def _assemble(task: TaskSpec, stats: NormStats, times: pd.DatetimeIndex, fields:
 
 
 # A training pack: the train + validation fields of one task in one compressed .npz, so a training run can
-# travel without the store (a lent GPU machine gets a copy of the repository and at most 64 MiB beside it).
+# travel without the store (a lent GPU machine gets a copy of the repository and at most 64 MiB beside it per call).
 # It holds no test-year field at all, so a run fed from it cannot touch a test target by construction.
+# A pack larger than one call carries is split on time into parts, ``<stem>-part<k>of<n>.npz``, each a pack of its
+# own; the parts travel one call at a time and are put back together when ``<stem>.npz`` (or any part) is read.
 PACK_SUFFIX = ".npz"
+_PART = re.compile(r"^(?P<stem>.+)-part(?P<index>\d+)of(?P<count>\d+)\.npz$")
 
 
 def is_training_pack(data: str | None) -> bool:
     return bool(data) and str(data).endswith(PACK_SUFFIX) and "://" not in str(data)
 
 
-def save_training_pack(prepared: PreparedData, path: Path) -> Path:
-    """Write ``prepared``'s train + validation fields, statistics and static fields to ``path`` (atomically)."""
+def part_path(path: Path, index: int, count: int) -> Path:
+    """Where part ``index`` of ``count`` of the pack ``path`` (``<stem>.npz``) is written."""
+    return path.with_name(f"{path.name[:-len(PACK_SUFFIX)]}-part{index}of{count}{PACK_SUFFIX}")
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez_compressed`` to a temporary file beside ``path``; the caller renames it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PACK_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _remove_pack(path: Path) -> None:
+    """Delete an earlier pack at ``path``, whole or in parts: it would be read in place of (or mixed with) the new one."""
+    path.unlink(missing_ok=True)
+    for stale in path.parent.glob(f"{path.name[:-len(PACK_SUFFIX)]}-part*of*{PACK_SUFFIX}"):
+        if _PART.match(stale.name):
+            stale.unlink()
+
+
+def _pack_arrays(data: TrainingData, meta: dict, lo: int, hi: int) -> dict[str, np.ndarray]:
+    return {"fields": data.fields[lo:hi], "times": data.times.values[lo:hi].astype("datetime64[ns]"),
+            "meta": np.array(json.dumps(meta)), **{f"static_{k}": v for k, v in data.static.items()}}
+
+
+def save_training_pack(prepared: PreparedData, path: Path, max_part_mib: float | None = None) -> list[Path]:
+    """Write ``prepared``'s train + validation fields, statistics and static fields to ``path`` (atomically).
+
+    With ``max_part_mib``, a pack larger than that is written as the fewest parts (contiguous time ranges) that
+    each stay under it, so each can travel in one device call; the written files are returned, in order.
+    """
     source = prepared.manifest.source
     present = tuple(n for n in STATIC_FIELDS if n in open_store(source))
     data = load_training_data(prepared, present)
@@ -161,26 +199,69 @@ def save_training_pack(prepared: PreparedData, path: Path) -> Path:
             "data_fingerprint": data.data_fingerprint, "source_title": data.source_title}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PACK_SUFFIX, dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, fields=data.fields, times=data.times.values.astype("datetime64[ns]"),
-                            meta=np.array(json.dumps(meta)), **{f"static_{k}": v for k, v in data.static.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    limit = None if max_part_mib is None else max_part_mib * 2**20
+    whole = _write_npz(path, _pack_arrays(data, meta, 0, len(data.times)))
+    size = whole.stat().st_size
+    if limit is None or size <= limit:
+        _remove_pack(path)
+        os.replace(whole, path)
+        return [path]
+    whole.unlink()
+    count = max(2, int(np.ceil(size / limit)))
+    while count <= len(data.times):
+        bounds = np.linspace(0, len(data.times), count + 1).round().astype(int)
+        pack_id = f"{data.data_fingerprint}:{data.times[0]}:{data.times[-1]}:{count}"
+        temps: list[Path] = []
+        try:
+            for k in range(count):
+                part_meta = {**meta, "part": {"index": k + 1, "count": count, "pack_id": pack_id}}
+                temps.append(_write_npz(path, _pack_arrays(data, part_meta, bounds[k], bounds[k + 1])))
+                if temps[-1].stat().st_size > limit:
+                    break
+            else:
+                _remove_pack(path)
+                out = [part_path(path, k + 1, count) for k in range(count)]
+                for tmp, final in zip(temps, out):
+                    os.replace(tmp, final)
+                return out
+        finally:
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
+        count += 1
+    raise TrainingError(f"cannot split the pack of {data.task.name} into parts under {max_part_mib} MiB; raise --part-mib")
+
+
+def pack_files(path: Path) -> list[Path]:
+    """The file(s) a pack path names: itself, or every part of a split pack (given its stem or any one part)."""
+    path = Path(path)
+    match = _PART.match(path.name)
+    stem = match["stem"] if match else path.name[:-len(PACK_SUFFIX)]
+    if match is None and path.is_file():
+        return [path]
+    parts = sorted(path.parent.glob(f"{stem}-part*of*{PACK_SUFFIX}"))
+    counts = {int(m["count"]) for m in map(_PART.match, (p.name for p in parts)) if m and m["stem"] == stem}
+    if not counts:
+        return [path]  # neither a pack nor parts of one: the loader names the problem
+    if len(counts) > 1:
+        raise TrainingError(f"{path.parent} holds parts of {stem}{PACK_SUFFIX} split {sorted(counts)} ways; "
+                            f"delete them and write the pack again (bench data pack ... --part-mib M)")
+    count = counts.pop()
+    expected = [part_path(path.with_name(stem + PACK_SUFFIX), k + 1, count) for k in range(count)]
+    missing = [p.name for p in expected if not p.is_file()]
+    if missing:
+        raise TrainingError(f"the training pack {stem}{PACK_SUFFIX} is split into {count} parts and {missing} "
+                            f"are not in {path.parent}; copy every part beside the others")
+    return expected
 
 
 def read_pack_task(path: Path) -> str:
     """The task name a training pack was written for."""
-    with np.load(path) as pack:
+    with np.load(pack_files(path)[0]) as pack:
         return json.loads(str(pack["meta"]))["task"]
 
 
-def load_training_pack(path: Path, task: TaskSpec, static_names: tuple[str, ...] = ()) -> TrainingData:
-    """Training data from a pack written by :func:`save_training_pack`; refuses another task or a test-year time."""
+def _read_pack_file(path: Path, task: TaskSpec, static_names: tuple[str, ...]) -> tuple[dict, np.ndarray, np.ndarray, dict]:
+    """One pack file's meta, times, fields and static fields, checked against ``task``."""
     if not str(path).endswith(PACK_SUFFIX) or not os.path.isfile(path):
         raise TrainingError(f"{path} is not a training pack file; write one with: bench data pack --task {task.name} --out FILE.npz")
     with np.load(path) as pack:
@@ -191,10 +272,27 @@ def load_training_pack(path: Path, task: TaskSpec, static_names: tuple[str, ...]
         missing = [n for n in static_names if f"static_{n}" not in pack]
         if missing:
             raise TrainingError(f"{path} has no static field(s) {missing}; drop them from options.static_fields in train.yaml")
-        times = pd.DatetimeIndex(pack["times"])
-        if len(times) and times[-1] >= task.splits["test"].first_time:
-            raise TrainingError(f"{path} holds fields of the test split (up to {times[-1]}); a training pack must end with validation")
+        times = pack["times"]
+        if len(times) and times[-1] >= np.datetime64(task.splits["test"].first_time):
+            raise TrainingError(f"{path} holds fields of the test split (up to {pd.Timestamp(times[-1])}); "
+                                "a training pack must end with validation")
         fields = np.asarray(pack["fields"], dtype=np.float32)
         static = {n: np.asarray(pack[f"static_{n}"], dtype=np.float32) for n in static_names}
+    return meta, times, fields, static
+
+
+def load_training_pack(path: Path, task: TaskSpec, static_names: tuple[str, ...] = ()) -> TrainingData:
+    """Training data from a pack written by :func:`save_training_pack` (one file or all its parts, joined on time);
+    refuses another task, a test-year time, or parts of different packs."""
+    files = pack_files(Path(path))
+    read = [_read_pack_file(f, task, static_names) for f in files]
+    meta, static = read[0][0], read[0][3]
+    ids = {json.dumps(m.get("part", {}).get("pack_id")) for m, *_ in read}
+    if len(ids) > 1:
+        raise TrainingError(f"the parts {[f.name for f in files]} come from different packs; write the pack again")
+    times = pd.DatetimeIndex(np.concatenate([t for _, t, _, _ in read]))
+    if not times.is_monotonic_increasing:
+        raise TrainingError(f"the parts {[f.name for f in files]} do not join into one time series; write the pack again")
+    fields = read[0][2] if len(read) == 1 else np.concatenate([f for _, _, f, _ in read])
     return _assemble(task, NormStats.from_json(meta["stats"]), times, fields, static, meta["data_fingerprint"],
                      meta["source_title"], str(path))
