@@ -24,25 +24,25 @@ def git_state(root: Path = PROJECT_ROOT) -> tuple[str | None, bool]:
         return None, False
 
 
-def cpu_name() -> str:
+def _cpuinfo(key: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first ``key`` line of /proc/cpuinfo (Linux), or None where it cannot be read."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
     """The instruction-set flags the CPU reports (Linux), or None where they cannot be read."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
+    flags = _cpuinfo("flags", cpuinfo)
+    return None if flags is None else frozenset(flags.split())
 
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPUs that compute bf16 natively; elsewhere it is emulated

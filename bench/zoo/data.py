@@ -156,9 +156,22 @@ def is_training_pack(data: str | None) -> bool:
     return bool(data) and str(data).endswith(PACK_SUFFIX) and "://" not in str(data)
 
 
+def _stem(path: Path) -> str:
+    """The pack's name without the suffix (``<stem>.npz``), whether ``path`` names the pack or one of its parts."""
+    match = _PART.match(path.name)
+    return match["stem"] if match else path.name[:-len(PACK_SUFFIX)]
+
+
 def part_path(path: Path, index: int, count: int) -> Path:
     """Where part ``index`` of ``count`` of the pack ``path`` (``<stem>.npz``) is written."""
-    return path.with_name(f"{path.name[:-len(PACK_SUFFIX)]}-part{index}of{count}{PACK_SUFFIX}")
+    return path.with_name(f"{_stem(path)}-part{index}of{count}{PACK_SUFFIX}")
+
+
+def _parts_on_disk(path: Path) -> dict[Path, int]:
+    """The part files of the pack ``path`` that exist beside it, each with the count of the split it belongs to."""
+    stem = _stem(path)
+    found = ((p, _PART.match(p.name)) for p in path.parent.glob(f"{stem}-part*of*{PACK_SUFFIX}"))
+    return {p: int(m["count"]) for p, m in found if m and m["stem"] == stem}
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -176,9 +189,8 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 def _remove_pack(path: Path) -> None:
     """Delete an earlier pack at ``path``, whole or in parts: it would be read in place of (or mixed with) the new one."""
     path.unlink(missing_ok=True)
-    for stale in path.parent.glob(f"{path.name[:-len(PACK_SUFFIX)]}-part*of*{PACK_SUFFIX}"):
-        if _PART.match(stale.name):
-            stale.unlink()
+    for stale in _parts_on_disk(path):
+        stale.unlink()
 
 
 def _pack_arrays(data: TrainingData, meta: dict, lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -234,19 +246,17 @@ def save_training_pack(prepared: PreparedData, path: Path, max_part_mib: float |
 def pack_files(path: Path) -> list[Path]:
     """The file(s) a pack path names: itself, or every part of a split pack (given its stem or any one part)."""
     path = Path(path)
-    match = _PART.match(path.name)
-    stem = match["stem"] if match else path.name[:-len(PACK_SUFFIX)]
-    if match is None and path.is_file():
+    if _PART.match(path.name) is None and path.is_file():
         return [path]
-    parts = sorted(path.parent.glob(f"{stem}-part*of*{PACK_SUFFIX}"))
-    counts = {int(m["count"]) for m in map(_PART.match, (p.name for p in parts)) if m and m["stem"] == stem}
+    stem = _stem(path)
+    counts = set(_parts_on_disk(path).values())
     if not counts:
         return [path]  # neither a pack nor parts of one: the loader names the problem
     if len(counts) > 1:
         raise TrainingError(f"{path.parent} holds parts of {stem}{PACK_SUFFIX} split {sorted(counts)} ways; "
                             f"delete them and write the pack again (bench data pack ... --part-mib M)")
     count = counts.pop()
-    expected = [part_path(path.with_name(stem + PACK_SUFFIX), k + 1, count) for k in range(count)]
+    expected = [part_path(path, k + 1, count) for k in range(count)]
     missing = [p.name for p in expected if not p.is_file()]
     if missing:
         raise TrainingError(f"the training pack {stem}{PACK_SUFFIX} is split into {count} parts and {missing} "
