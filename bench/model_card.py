@@ -19,8 +19,13 @@ from bench.training_record import convergence, convergence_text, training_machin
 CARD_FILE = "README.md"
 
 
+def _sig(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant figures, trailing zeros kept (0.140, not 0.14) so a card reads like the README."""
+    return f"{value:#.{digits}g}".rstrip(".").replace(".e", "e")
+
+
 def _fmt(values: list | None, digits: int = 3) -> str:
-    return " / ".join("—" if v is None else f"{v:.{digits}g}" for v in values) if values else "—"
+    return " / ".join("—" if v is None else _sig(v, digits) for v in values) if values else "—"
 
 
 def _codec_lines(root: Path, meta: dict, task_name: str) -> list[str]:
@@ -198,7 +203,7 @@ def _ablation_section(root: Path, task_name: str) -> list[str]:
              f"window stride {budget.get('window_stride')}, same seed; RMSE at 6 h / 24 h):", "",
              "| variant | validation score | RMSE 6 h / 24 h |", "|---|---|---|"]
     for row in table.get("rows", []):
-        rmse = ", ".join(f"{c} {row['rmse_6h'][c]:.3g} / {row['rmse_24h'][c]:.3g}" for c in row.get("rmse_6h", {}))
+        rmse = ", ".join(f"{c} {_sig(row['rmse_6h'][c])} / {_sig(row['rmse_24h'][c])}" for c in row.get("rmse_6h", {}))
         lines.append(f"| {row['variant']} | {row['validation_score']:.4f} | {rmse} |")
     return lines + [""]
 

@@ -160,7 +160,15 @@ def test_the_model_card_is_generated_from_meta_and_results(trained, tmp_path):
     card = write_card(trained, tmp_path / "no-results").read_text()
     assert f"| parameters | {meta['parameters']:,} |" in card and "No test results yet" in card
     assert "No weights for this task yet" in card  # the multivar task was not trained here
-    assert f"{meta['validation']['rmse']['2m_temperature'][0]:.3g}" in card
+    assert f"{meta['validation']['rmse']['2m_temperature'][0]:#.3g}".rstrip(".") in card
+
+
+def test_card_numbers_keep_three_significant_figures_with_trailing_zeros():
+    from bench.model_card import _fmt
+
+    # 0.14 must print as the README's 0.140, and 105.4 as 105 (no dangling decimal point).
+    assert _fmt([0.14, 0.1, 0.35, 105.4, 0.4826, None]) == "0.140 / 0.100 / 0.350 / 105 / 0.483 / —"
+    assert _fmt([]) == "—" and _fmt(None) == "—"
 
 
 @pytest.mark.parametrize("flag,marker", [("--repack-int8", "int8 rows"), ("--repack-int4", "int4 groups")])
