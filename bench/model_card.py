@@ -38,7 +38,7 @@ def _codec_lines(root: Path, meta: dict, task_name: str) -> list[str]:
         for v in shape:
             numbers *= v
         lines.append(f"| latent | {' x '.join(str(v) for v in shape)} = {numbers:,} numbers per field; compression ratio "
-                     f"{described.get('compression_ratio', 0):.3g}x against the native float32 field (below 1: expansion) |")
+                     f"{_sig(described.get('compression_ratio', 0))}x against the native float32 field (below 1: expansion) |")
         lines.append(f"| input | {described.get('input_scaling')}; "
                      + ("native 32x64 grid" if described.get("native_grid", True) else f"resized to {described.get('resize_to')} before encoding (the documents' way)")
                      + (f"; the encoder resizes to its {described['encoder_input_size']} inside |" if described.get("encoder_input_size") else " |"))
@@ -51,7 +51,7 @@ def _codec_lines(root: Path, meta: dict, task_name: str) -> list[str]:
     val = meta.get("validation_latents", {})
     if val:
         unit, own = val.get("unit_statistics", {}), val.get("codec_scaling", {})
-        spread = lambda d, key: f"{min(d[key]):.3g} .. {max(d[key]):.3g}" if d.get(key) else "—"
+        spread = lambda d, key: f"{_sig(min(d[key]))} .. {_sig(max(d[key]))}" if d.get(key) else "—"
         lines.append(f"| validation latents | unit statistics: channel means {spread(unit, 'mean')}, stds {spread(unit, 'std')}; "
                      f"after the codec's scaling: means {spread(own, 'mean')}, stds {spread(own, 'std')} |")
     pre = root / "pretrained" / task_name / "meta.json"
@@ -86,7 +86,7 @@ def _latent_lines(root: Path, task_name: str, test: "Results | None") -> list[st
     if model == "latent_diffusion":
         seconds = (test.ensemble or {}).get("seconds_per_init_time") if test is not None else None
         hardware = (test.provenance.get("hardware") or {}) if test is not None else {}
-        cost = (f"; {seconds:.3g} s per init time in the test evaluation (sampling + decoding + scoring, "
+        cost = (f"; {_sig(seconds)} s per init time in the test evaluation (sampling + decoding + scoring, "
                 f"{hardware.get('processor') or hardware.get('machine') or 'CPU'}, 1 thread)") if seconds else ""
         lines.append(f"| ensemble | {options.get('members')} members per init time, DDIM {options.get('sampling_steps')} steps "
                      f"(eta 0, trailing spacing, clean-target clip +-{args.get('clip_sample_range', 3.0)}), seeded by the init time{cost} |")

@@ -171,6 +171,18 @@ def test_card_numbers_keep_three_significant_figures_with_trailing_zeros():
     assert _fmt([]) == "—" and _fmt(None) == "—"
 
 
+def test_codec_card_rows_keep_trailing_zeros(tmp_path):
+    from bench.model_card import _codec_lines
+
+    # Compression ratio and latent spreads go through the same formatter as the metric tables (16.0x, not 16x).
+    stats = {"mean": [-0.066, 0.1], "std": [0.45, 2.8]}
+    meta = {"codec": {"latent_shape": [4, 4, 8], "compression_ratio": 16.0},
+            "validation_latents": {"unit_statistics": stats, "codec_scaling": stats}}
+    text = "\n".join(_codec_lines(tmp_path, meta, T2M))
+    assert "compression ratio 16.0x" in text
+    assert "channel means -0.0660 .. 0.100, stds 0.450 .. 2.80" in text
+
+
 @pytest.mark.parametrize("flag,marker", [("--repack-int8", "int8 rows"), ("--repack-int4", "int4 groups")])
 def test_repacking_keeps_the_validation_score_and_loads(trained, prepared, tmp_path, flag, marker):
     from click.testing import CliRunner
